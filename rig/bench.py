@@ -1,0 +1,185 @@
+"""`Bench`: opens what a bench profile names, hands it out, and leaves it safe on every exit.
+
+On a simulated bench it starts the twin (or connects to a running one) and takes its clock; on a
+hardware bench the clock is the wall clock. Teardown, Ctrl-C and crashes all end in the profile's
+safe state (attenuators at their safe value, supply output as configured).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import pyvisa
+
+from rig.clock import Clock, VirtualClock, WallClock
+from rig.errors import RigFault, TwinError
+from rig.instruments.attenuator import Rc4datAttenuator
+from rig.instruments.power import N6705CPowerAnalyser
+from rig.instruments.visa import VisaTransport
+from rig.profiles.bench import BenchProfile
+from rig.twinlink import TwinLink
+
+log = logging.getLogger(__name__)
+
+TWIN_START_TIMEOUT_S = 30.0
+
+
+class TwinProcess:
+    """A `python -m rig.sim` child process started for one bench session."""
+
+    def __init__(self, bench_path: Path, seed: int | None, start: str | None):
+        command = [sys.executable, "-m", "rig.sim", "--bench", str(bench_path), "--json", "--locked"]
+        if seed is not None:
+            command += ["--seed", str(seed)]
+        if start is not None:
+            command += ["--start", start]
+        root = Path(__file__).resolve().parents[1]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self.endpoints = self._read_endpoints()
+
+    def _read_endpoints(self) -> dict:
+        ready, _, _ = select.select([self.process.stdout], [], [], TWIN_START_TIMEOUT_S)
+        line = self.process.stdout.readline() if ready else b""
+        if not line:
+            self.stop()
+            error = self.process.stderr.read().decode(errors="replace").strip()
+            raise TwinError(f"the twin did not start: {error or 'no endpoints printed in time'}")
+        return json.loads(line)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+class Bench:
+    """The instruments of one bench profile, their shared clock, and their safe state."""
+
+    def __init__(self, profile: BenchProfile, profile_path: Path | None = None, seed: int | None = None,
+                 start: str | None = None):
+        self.profile = profile
+        self.profile_path = profile_path
+        self.seed = seed
+        self.start = start
+        self.clock: Clock = WallClock()
+        self.attenuator: Rc4datAttenuator | None = None
+        self.supply: N6705CPowerAnalyser | None = None
+        self.endpoints: dict = {}
+        self.twin_link: TwinLink | None = None
+        self._twin_process: TwinProcess | None = None
+        self._resource_manager: pyvisa.ResourceManager | None = None
+
+    # ---- opening -------------------------------------------------------------------------------
+    def open(self) -> Bench:
+        try:
+            if self.profile.twin is not None:
+                self._open_twin()
+            self._resource_manager = pyvisa.ResourceManager(self.profile.visa_library)
+            self._open_instruments()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _open_twin(self) -> None:
+        twin = self.profile.twin
+        if twin.launch:
+            if self.profile_path is None:
+                raise RigFault("launching the twin needs the bench profile's path")
+            self._twin_process = TwinProcess(self.profile_path, self.seed, self.start)
+            self.endpoints = self._twin_process.endpoints
+            host, port = self.endpoints["control"].rsplit(":", 1)
+        else:
+            host, port = twin.host, str(twin.control_port)
+        self.twin_link = TwinLink(host, int(port), twin.control_timeout_s)
+        if not twin.launch:
+            self.endpoints = json.loads(self.twin_link.query("SIM:ENDP?"))
+        if self.profile.clock == "virtual":
+            self.clock = VirtualClock(self.twin_link)
+
+    def resolve(self, resource: str) -> str:
+        """A profile's resource string, with `twin:<name>` replaced by the twin's VISA resource."""
+        if not resource.startswith("twin:"):
+            return resource
+        name = resource.removeprefix("twin:")
+        try:
+            return self.endpoints["instruments"][name]
+        except KeyError:
+            raise RigFault(f"the twin serves no instrument named {name!r}") from None
+
+    def _open_instruments(self) -> None:
+        settings = self.profile.instruments
+        if settings.attenuator is not None:
+            transport = VisaTransport(
+                self._resource_manager, self.resolve(settings.attenuator.resource), "attenuator", "\r\n"
+            )
+            self.attenuator = Rc4datAttenuator(transport)
+        if settings.supply is not None:
+            transport = VisaTransport(self._resource_manager, self.resolve(settings.supply.resource), "supply")
+            self.supply = N6705CPowerAnalyser(transport, self.clock, settings.supply.channel)
+            self.supply.set_voltage(settings.supply.voltage_v)
+            self.supply.set_current_limit(settings.supply.current_limit_a)
+
+    # ---- closing -------------------------------------------------------------------------------
+    def safe_state(self) -> list[str]:
+        """Put every instrument into the profile's safe state; returns what could not be done."""
+        problems = []
+        safe = self.profile.safe_state
+        if self.attenuator is not None:
+            try:
+                self.attenuator.set_all(safe.attenuation_db)
+            except Exception as error:  # noqa: BLE001 - keep going: the other instruments must be made safe
+                problems.append(f"attenuator: {error}")
+        if self.supply is not None:
+            try:
+                self.supply.set_output(safe.supply_output == "on")
+            except Exception as error:  # noqa: BLE001
+                problems.append(f"supply: {error}")
+        for problem in problems:
+            log.error("safe state not reached: %s", problem)
+        return problems
+
+    def close(self) -> None:
+        """Safe state, then close every session, give the clock back and stop a twin we started."""
+        self.safe_state()
+        for instrument in (self.attenuator, self.supply):
+            if instrument is not None:
+                try:
+                    instrument.close()
+                except Exception:  # noqa: BLE001
+                    log.debug("closing an instrument failed", exc_info=True)
+        self.attenuator = self.supply = None
+        if self._resource_manager is not None:
+            self._resource_manager.close()
+            self._resource_manager = None
+        if self.twin_link is not None:
+            try:
+                if isinstance(self.clock, VirtualClock):
+                    self.clock.release()
+            except RigFault:
+                log.debug("the twin did not take its clock back", exc_info=True)
+            self.twin_link.close()
+            self.twin_link = None
+        if self._twin_process is not None:
+            self._twin_process.stop()
+            self._twin_process = None
+
+    def __enter__(self) -> Bench:
+        return self.open()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,91 @@
+"""The bench profile: what instruments exist, how to reach them, their safe state and calibration."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from rig.profiles.loader import StrictModel
+
+ATTENUATION_MAX_DB = 95.0
+ATTENUATION_STEP_DB = 0.25
+
+
+class TwinSettings(StrictModel):
+    """How the bench reaches the simulated bench (the twin process)."""
+
+    launch: bool = Field(True, description="start `python -m rig.sim` for the run and stop it afterwards")
+    host: str = Field("127.0.0.1", description="address the twin's servers bind and the rig connects to")
+    control_port: int = Field(0, ge=0, le=65535, description="0 = ephemeral (launch) ; fixed to connect")
+    seed: int = Field(1, ge=0, description="seed of every random draw in the twin")
+    start: str = Field("2026-01-05T00:00:00+08:00", description="virtual time at which the twin starts")
+    control_timeout_s: float = Field(30.0, gt=0, description="wall-clock limit of one control call")
+
+
+class AttenuatorSettings(StrictModel):
+    """A programmable RF attenuator (Mini-Circuits RCDAT/RC4DAT command set)."""
+
+    driver: Literal["rc4dat"] = "rc4dat"
+    resource: str = Field(description="VISA resource, or `twin:attenuator` on the simulated bench")
+    channels: dict[Literal["serving", "second_cell", "interferer", "spare"], int] = Field(
+        default_factory=lambda: {"serving": 1, "second_cell": 2, "interferer": 3, "spare": 4},
+        description="which attenuator channel feeds which RF path",
+    )
+    path_loss_db: dict[int, float] = Field(
+        default_factory=dict,
+        description="calibration: loss from the cell's port to the device antenna per channel, dB",
+    )
+
+    @model_validator(mode="after")
+    def _channels_in_range(self) -> AttenuatorSettings:
+        for role, channel in self.channels.items():
+            if not 1 <= channel <= 4:
+                raise ValueError(f"channels.{role} must be 1..4, got {channel}")
+        return self
+
+
+class SupplySettings(StrictModel):
+    """A bench power analyser channel that powers the device and measures its current."""
+
+    driver: Literal["n6705c"] = "n6705c"
+    resource: str = Field(description="VISA resource, or `twin:supply` on the simulated bench")
+    channel: int = Field(1, ge=1, le=4, description="output powering the meter's battery input")
+    module_rail_channel: int | None = Field(None, ge=1, le=4, description="output in series with the module")
+    voltage_v: float = Field(3.6, gt=0, le=20, description="nominal battery voltage")
+    current_limit_a: float = Field(0.5, gt=0, le=3, description="current limit of the supply output")
+
+
+class SafeState(StrictModel):
+    """What the bench leaves the instruments in on teardown, Ctrl-C and crash."""
+
+    attenuation_db: float = Field(ATTENUATION_MAX_DB, ge=0, le=ATTENUATION_MAX_DB)
+    supply_output: Literal["on", "off"] = "off"
+
+
+class Instruments(StrictModel):
+    attenuator: AttenuatorSettings | None = None
+    supply: SupplySettings | None = None
+
+
+class BenchProfile(StrictModel):
+    """A whole bench: the instruments, the clock they share, and how to leave them safe."""
+
+    name: str
+    description: str = ""
+    clock: Literal["virtual", "wall"] = Field(description="virtual needs `twin`; wall is for hardware")
+    twin: TwinSettings | None = None
+    instruments: Instruments = Field(default_factory=Instruments)
+    safe_state: SafeState = Field(default_factory=SafeState)
+    visa_library: str = Field("@py", description="pyvisa backend; `@py` is pyvisa-py")
+
+    @model_validator(mode="after")
+    def _virtual_clock_needs_twin(self) -> BenchProfile:
+        if self.clock == "virtual" and self.twin is None:
+            raise ValueError("clock 'virtual' needs a 'twin' section (the virtual clock is the twin's)")
+        if self.twin is None:
+            for role in ("attenuator", "supply"):
+                settings = getattr(self.instruments, role)
+                if settings is not None and settings.resource.startswith("twin:"):
+                    raise ValueError(f"instruments.{role}.resource '{settings.resource}' needs a 'twin'")
+        return self

@@ -1,0 +1,88 @@
+"""Load a YAML profile into its pydantic model, turning every failure into one readable paragraph.
+
+A bad profile must stop the run before any instrument is touched, with a message naming the file,
+the field path and what was expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base of every profile model: unknown keys are errors, values are checked on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class ProfileError(ValueError):
+    """A profile file that cannot be used; the message names the file, the field and what was expected."""
+
+    def __init__(self, path: Path | str, problems: list[str]):
+        self.path = Path(path)
+        self.problems = problems
+        listing = "; ".join(problems)
+        super().__init__(f"profile {self.path}: {listing}")
+
+
+def _field_path(location: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in location:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def describe_validation_error(error: ValidationError) -> list[str]:
+    """One entry per problem: `field.path: what was expected (got: value)`."""
+    problems = []
+    for item in error.errors(include_url=False):
+        where = _field_path(tuple(item["loc"]))
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            message = "unknown key (check its spelling and the profile documentation)"
+        elif kind == "missing":
+            message = "required field is missing"
+        else:
+            message = item["msg"]
+            if "input" in item and not isinstance(item["input"], dict | list):
+                message += f" (got: {item['input']!r})"
+        problems.append(f"field '{where}': {message}")
+    return problems
+
+
+def read_yaml(path: Path | str) -> object:
+    """Parse a YAML file, reporting syntax errors with the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileError(path, ["file not found"]) from None
+    except OSError as error:
+        raise ProfileError(path, [f"cannot be read: {error.strerror}"]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ProfileError(path, [f"is not valid YAML: {where}{problem}"]) from None
+
+
+def load_model(path: Path | str, model: type[ModelT]) -> ModelT:
+    """Read `path` and validate it as `model`, or raise ProfileError naming every bad field."""
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ProfileError(path, [f"expected a mapping of keys at the top level, got {type(data).__name__}"])
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ProfileError(path, describe_validation_error(error)) from None

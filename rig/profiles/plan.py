@@ -1,0 +1,683 @@
+"""The certification plan: every figure a check judges against, with its unit and source, and its validation.
+
+Seed figures come from the NB-IoT smart water meter white paper (2018, CHECKLIST.md); the rest are the
+defaults of PROCEDURES.md. The model's defaults equal profiles/plans/white-paper-2018.yaml, so a user
+plan only writes what it changes. Nested sections merge field by field; lists, tables (dicts) and one
+level's window or target are replaced whole.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from datetime import datetime, time
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+
+from rig.profiles.loader import StrictModel, load_model
+
+Level = Literal["CE0", "CE1", "CE2"]
+LEVELS: tuple[Level, ...] = ("CE0", "CE1", "CE2")
+Severity = Literal["blocker", "critical", "normal", "minor", "trivial"]
+DAY_S = 86400.0
+
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
+
+
+class PlanWarning(UserWarning):
+    """A plan that loads but will likely fail or be inconclusive for a reason of its own making."""
+
+
+def _clock_time(value: object) -> object:
+    if isinstance(value, time):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("write a clock time quoted, 'HH:MM' (YAML reads unquoted 10:30 as the number 630)")
+    match = _CLOCK.match(value.strip())
+    if match is None:
+        raise ValueError("expected a clock time 'HH:MM' or 'HH:MM:SS'")
+    hour, minute, second = match.groups()
+    return time(int(hour), int(minute), int(second or 0))
+
+
+def _text(value: object) -> object:
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+ClockTime = Annotated[time, BeforeValidator(_clock_time)]
+Text = Annotated[str, BeforeValidator(_text)]
+Seconds = Annotated[float, Field(gt=0)]
+
+
+def seconds_of_day(clock: time) -> float:
+    """Seconds from midnight to `clock`."""
+    return clock.hour * 3600.0 + clock.minute * 60.0 + clock.second
+
+
+def _unique(values: list, what: str) -> list:
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what} lists an entry twice")
+    return values
+
+
+# --- time, coverage, installation ---------------------------------------------------------------------
+
+
+class TimeSettings(StrictModel):
+    """Where virtual time starts and which zone's calendar days the checks count."""
+
+    start: datetime = Field(
+        datetime(2026, 1, 5), description="campaign start, local time in `timezone` (an offset must match it)"
+    )
+    timezone: str = Field("Asia/Shanghai", description="IANA zone whose calendar days are 'a day'")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (expected an IANA name)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _offset_matches_zone(self) -> TimeSettings:
+        if self.start.tzinfo is not None:
+            local = self.start.astimezone(ZoneInfo(self.timezone))
+            if local.utcoffset() != self.start.utcoffset():
+                raise ValueError(f"start's offset {self.start.utcoffset()} is not that of {self.timezone}")
+        return self
+
+    @property
+    def start_at(self) -> datetime:
+        """The start as an aware datetime in the plan's zone."""
+        zone = ZoneInfo(self.timezone)
+        return self.start.replace(tzinfo=zone) if self.start.tzinfo is None else self.start.astimezone(zone)
+
+
+class Window(StrictModel):
+    """One row of table 4-4: min inclusive, max exclusive, None = open."""
+
+    rsrp_min_dbm: float
+    rsrp_max_dbm: float | None
+    sinr_min_db: float
+    sinr_max_db: float | None
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> Window:
+        for name in ("rsrp", "sinr"):
+            unit = "dbm" if name == "rsrp" else "db"
+            low, high = getattr(self, f"{name}_min_{unit}"), getattr(self, f"{name}_max_{unit}")
+            if high is not None and low >= high:
+                raise ValueError(f"{name}_min_{unit} {low} must be below {name}_max_{unit} {high}")
+        return self
+
+
+class LevelWindows(StrictModel):
+    """Table 4-4 (base station at 20 W)."""
+
+    CE0: Window = Window(rsrp_min_dbm=-105, rsrp_max_dbm=None, sinr_min_db=7, sinr_max_db=None)
+    CE1: Window = Window(rsrp_min_dbm=-115, rsrp_max_dbm=-105, sinr_min_db=-3, sinr_max_db=7)
+    CE2: Window = Window(rsrp_min_dbm=-125, rsrp_max_dbm=-115, sinr_min_db=-8, sinr_max_db=-3)
+
+
+class Target(StrictModel):
+    """Where the `coverage` fixture puts the device at one level."""
+
+    rsrp_dbm: float
+    sinr_db: float
+
+
+class LevelTargets(StrictModel):
+    """Window middles, at least `target_margin_db` from every edge (PROCEDURES.md)."""
+
+    CE0: Target = Target(rsrp_dbm=-95, sinr_db=10)
+    CE1: Target = Target(rsrp_dbm=-110, sinr_db=2)
+    CE2: Target = Target(rsrp_dbm=-120, sinr_db=-5)
+
+
+class GoLive(StrictModel):
+    """Installation rules of 4.1: where a meter may go live, and the pre-survey threshold."""
+
+    rsrp_above_dbm: float = Field(-117.4, description="single-meter go-live and pre-survey: RSRP above this")
+    sinr_above_db: float = Field(-3.0, description="single-meter go-live: SINR above this")
+    install_levels: list[Level] = Field(["CE0", "CE1"], description="levels meters are installed in")
+
+
+class CoverageSettings(StrictModel):
+    """How the rig sets coverage levels and how it reads them back."""
+
+    windows: LevelWindows = Field(default_factory=LevelWindows)
+    targets: LevelTargets = Field(default_factory=LevelTargets)
+    target_margin_db: float = Field(2.0, ge=0, description="least distance of a target from a window edge")
+    no_service_rsrp_dbm: float = Field(-130.0, description="no service below this RSRP")
+    no_service_sinr_db: float = Field(-12.0, description="no service below this SINR")
+    thermal_noise_dbm_per_15khz: float = Field(-132.2, description="thermal noise in one 15 kHz subcarrier")
+    noise_figure_db: float = Field(7.0, ge=0, description="device noise figure when its profile gives none")
+    ecl1_rsrp_threshold_dbm: float = Field(-105.0, description="cell threshold: ECL1 below this RSRP")
+    ecl2_rsrp_threshold_dbm: float = Field(-115.0, description="cell threshold: ECL2 below this RSRP")
+    agreement_rsrp_tolerance_db: float = Field(6.0, ge=0, description="device vs bench, else both kept")
+    agreement_sinr_tolerance_db: float = Field(5.0, ge=0, description="device vs bench, else both kept")
+    go_live: GoLive = Field(default_factory=GoLive)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CoverageSettings:
+        if self.ecl1_rsrp_threshold_dbm <= self.ecl2_rsrp_threshold_dbm:
+            raise ValueError("ecl1_rsrp_threshold_dbm must be above ecl2_rsrp_threshold_dbm")
+        margin = self.target_margin_db
+        for level in LEVELS:
+            window, target = getattr(self.windows, level), getattr(self.targets, level)
+            for name, value, low, high in (
+                ("rsrp_dbm", target.rsrp_dbm, window.rsrp_min_dbm, window.rsrp_max_dbm),
+                ("sinr_db", target.sinr_db, window.sinr_min_db, window.sinr_max_db),
+            ):
+                if value < low + margin or (high is not None and value > high - margin):
+                    raise ValueError(
+                        f"targets.{level}.{name} {value} is not inside windows.{level} "
+                        f"[{low}, {high}) by at least target_margin_db {margin}"
+                    )
+            if target.rsrp_dbm <= self.no_service_rsrp_dbm or target.sinr_db <= self.no_service_sinr_db:
+                raise ValueError(f"targets.{level} is at or below the no-service thresholds")
+        return self
+
+
+class InstallationPreset(StrictModel):
+    """A penetration loss of table 4-5; a single figure has min_db == max_db."""
+
+    min_db: float = Field(ge=0)
+    max_db: float = Field(ge=0)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> InstallationPreset:
+        if self.min_db > self.max_db:
+            raise ValueError(f"min_db {self.min_db} is above max_db {self.max_db}")
+        return self
+
+    @property
+    def loss_db(self) -> float:
+        """The figure applied as attenuation: the range's worst case."""
+        return self.max_db
+
+
+def _preset(low: float, high: float, text: str) -> InstallationPreset:
+    return InstallationPreset(min_db=low, max_db=high, description=text)
+
+
+def default_installation_presets() -> dict[str, InstallationPreset]:
+    """Table 4-5, fresh instances every call."""
+    return {
+        "stone_slab_deep_submerged": _preset(16, 20, "two-layer stone slab, deep and submerged"),
+        "cast_iron_meter_box": _preset(5, 8, "cast-iron big-meter box"),
+        "submerged_30cm": _preset(3, 4, "submerged 30 cm"),
+        "car_parked_over": _preset(17.5, 17.5, "car parked over (small car, front)"),
+        "pipe_shaft": _preset(15, 15, "residential pipe shaft"),
+        "outer_wall": _preset(0, 0, "outer wall"),
+        "indoor_meter_well": _preset(15, 15, "indoor meter well (northern high-rise)"),
+        "basement": _preset(32, 32, "basement"),
+        "ground_pit": _preset(5, 8, "ground pit"),
+    }
+
+
+# --- business model, power references, battery -----------------------------------------------------
+
+
+class HouseholdSchedule(StrictModel):
+    freeze_period_s: Seconds = Field(1800, description="a reading frozen every 30 min")
+    reports_per_day: int = Field(1, ge=1, description="daily report")
+    report_window_start: ClockTime = Field(time(0, 0), description="daily report window opens")
+    report_window_end: ClockTime = Field(time(5, 0), description="daily report window closes")
+
+
+class LeakSchedule(StrictModel):
+    freeze_period_s: Seconds = Field(300, description="leak investigation: freeze every 5 min")
+    report_period_s: Seconds = Field(3600, description="leak investigation: report every hour")
+
+
+class LargeMeterSchedule(StrictModel):
+    reports_per_day: int = Field(2, ge=1, description="large meter: twice a day")
+    intensive_report_period_s: Seconds = Field(7200, description="intensive mode: every 2 h")
+
+
+class UplinkSizes(StrictModel):
+    """Table 4-1: `_below_` limits are strict (< figure); the message maximum is inclusive."""
+
+    basic_report_below_bytes: int = Field(200, gt=0)
+    enhanced_report_below_bytes: int = Field(300, gt=0)
+    alarm_below_bytes: int = Field(50, gt=0)
+    message_max_bytes: int = Field(512, gt=0)
+
+    @model_validator(mode="after")
+    def _within_message_max(self) -> UplinkSizes:
+        for name in ("basic_report_below_bytes", "enhanced_report_below_bytes", "alarm_below_bytes"):
+            if getattr(self, name) > self.message_max_bytes + 1:
+                raise ValueError(f"{name} exceeds message_max_bytes {self.message_max_bytes}")
+        return self
+
+
+class DownlinkSizes(StrictModel):
+    """Table 4-2: strict limits, and the response window."""
+
+    config_below_bytes: int = Field(50, gt=0)
+    point_read_below_bytes: int = Field(40, gt=0)
+    valve_below_bytes: int = Field(40, gt=0)
+    response_max_s: Seconds = Field(DAY_S, description="downlinks answered within 24 h, low power first")
+
+
+class BusinessModel(StrictModel):
+    """Section 4.1: schedules and message sizes."""
+
+    household: HouseholdSchedule = Field(default_factory=HouseholdSchedule)
+    leak: LeakSchedule = Field(default_factory=LeakSchedule)
+    large_meter: LargeMeterSchedule = Field(default_factory=LargeMeterSchedule)
+    uplink: UplinkSizes = Field(default_factory=UplinkSizes)
+    downlink: DownlinkSizes = Field(default_factory=DownlinkSizes)
+
+
+class PowerReferences(StrictModel):
+    """Lab references of 4.2.2, recorded beside measurements; the judged limits live in the checks."""
+
+    connected_avg_ma: float = Field(50.0, gt=0, description="RRC connected, average")
+    idle_avg_ma: float = Field(1.0, gt=0, description="RRC idle, average")
+
+
+class Battery(StrictModel):
+    """The battery B1 projects life for, and the life it must reach."""
+
+    chemistry: str = Field("Li-SOCl2")
+    nominal_voltage_v: float = Field(3.6, gt=0)
+    capacity_ah: float = Field(4.0, gt=0)
+    usable_fraction: float = Field(0.75, gt=0, le=1, description="share usable at the meter's load")
+    self_discharge_fraction_per_year: float = Field(0.01, ge=0, lt=1, description="of nominal capacity")
+    target_years: float = Field(7.0, gt=0, description="6 + 1 years (the Shenzhen trial)")
+    judged_levels: list[Level] = Field(["CE0", "CE1"], description="levels B1 judges; others recorded")
+    ce2_min_years: float | None = Field(None, gt=0, description="if set, CE2 is judged against it")
+
+    @property
+    def usable_ah(self) -> float:
+        return self.capacity_ah * self.usable_fraction
+
+
+# --- the checks -----------------------------------------------------------------------------------------
+
+
+class Check(StrictModel):
+    """What every check shares: on/off, Allure severity, and at which levels it runs."""
+
+    enabled: bool = True
+    severity: Severity = "normal"
+
+
+class OnceCheck(Check):
+    """A level-free check: one verdict fills every column."""
+
+    levels: Literal["once"] = "once"
+
+
+class LevelCheck(Check):
+    """A check at every plan level (`all`) or at the behaviour level only (`one`)."""
+
+    levels: Literal["all", "one"] = "all"
+
+
+class BehaviourCheck(LevelCheck):
+    levels: Literal["all", "one"] = "one"
+
+
+class C1Firmware(OnceCheck):
+    severity: Severity = "critical"
+    firmware_allow_list: list[str] = Field(
+        ["V150R100C10B200SP1", "V150R100C10B300SP5"],
+        min_length=1,
+        description="power-optimised module releases: the operator's list, not the vendor's (placeholder)",
+    )
+
+
+class C2aReselection(OnceCheck):
+    strong_rsrp_dbm: float = Field(-95.0, description="the cell the module should move to")
+    weak_rsrp_dbm: float = Field(-105.0, description="the cell it starts on (still suitable)")
+    idle_window_min_s: Seconds = Field(20, description="shortest idle time after a report to observe it")
+
+    @model_validator(mode="after")
+    def _strong_above_weak(self) -> C2aReselection:
+        if self.strong_rsrp_dbm <= self.weak_rsrp_dbm:
+            raise ValueError("strong_rsrp_dbm must be above weak_rsrp_dbm")
+        return self
+
+
+class C2bNotLocked(BehaviourCheck):
+    report_within_s: Seconds = Field(DAY_S, description="reports through the other EARFCN within this")
+
+
+class C2cSwitch(BehaviourCheck):
+    pass
+
+
+class C3ReleaseAssist(LevelCheck):
+    severity: Severity = "critical"
+    tail_max_s: Seconds = Field(3, description="last exchange to RRC release")
+    inactivity_timer_s: Seconds = Field(20, description="the network's timer RA must beat")
+    reference_saving_uah: float = Field(270, ge=0, description="charge saved per report, recorded")
+    reports: int = Field(3, ge=1, description="reports observed, judged on the worst")
+    connected_threshold_ma: float = Field(10, gt=0, description="0.5 s average below this = released")
+    average_window_s: Seconds = Field(0.5, description="averaging window of the release detector")
+
+    @model_validator(mode="after")
+    def _tail_below_timer(self) -> C3ReleaseAssist:
+        if self.tail_max_s >= self.inactivity_timer_s:
+            raise ValueError("tail_max_s must be below inactivity_timer_s, else no release assistance passes")
+        return self
+
+
+class C5Psm(LevelCheck):
+    severity: Severity = "critical"
+    module_psm_max_ua: float = Field(5, gt=0)
+    meter_floor_max_ua: float = Field(20, gt=0)
+    wakes: int = Field(5, ge=1, description="wakes observed for re-attaches")
+    log_window_s: Seconds = Field(60, description="data-logger time inside PSM")
+    reattaches_max: int = Field(0, ge=0)
+
+
+class C8AttachGuard(OnceCheck):
+    severity: Severity = "critical"
+    guard_min_s: Seconds = Field(300, description="module power-on to the MCU's first give-up")
+    attach_within_s: Seconds = Field(DAY_S, description="after cells return: attached and reported")
+
+
+class C12NetworkQuality(LevelCheck):
+    rsrp_tolerance_db: float = Field(6, ge=0)
+    sinr_tolerance_db: float = Field(5, ge=0)
+    level_changes_min: int = Field(1, ge=1, description="level changes while powered")
+
+
+class C21aStorage(OnceCheck):
+    duration_s: Seconds = Field(DAY_S)
+    average_max_ua: float = Field(20, gt=0, description="the meter floor limit")
+    searches_max: int = Field(0, ge=0)
+
+
+class C21bSearchBackoff(OnceCheck):
+    first_interval_s: Seconds = Field(600)
+    factor: float = Field(2.0, gt=1)
+    cap_s: Seconds = Field(DAY_S)
+    tolerance_fraction: float = Field(0.10, ge=0, lt=1)
+    intervals: int = Field(10, ge=2, description="intervals judged (8 doublings then 2 at the cap)")
+
+    @model_validator(mode="after")
+    def _cap_above_first(self) -> C21bSearchBackoff:
+        if self.cap_s < self.first_interval_s:
+            raise ValueError("cap_s is below first_interval_s")
+        return self
+
+
+class C22ReportSuccess(LevelCheck):
+    severity: Severity = "critical"
+    success_min: float = Field(0.99, ge=0, le=1)
+    reports_per_level: int = Field(300, ge=1, description="reports scheduled at each level")
+    reports_min: int = Field(300, ge=1, description="fewer counted: the cell is inconclusive")
+    confidence: float = Field(0.95, gt=0, lt=1, description="of the printed interval")
+    field_reference: float = Field(0.992, ge=0, le=1, description="the white paper's field result, recorded")
+
+
+class B1BatteryLife(LevelCheck):
+    severity: Severity = "critical"
+    record_s: Seconds = Field(DAY_S, description="data-logger record at each level")
+    point_reads_per_month: float = Field(1, ge=0)
+    valve_operations_per_month: float = Field(1, ge=0)
+
+
+class C4Stagger(BehaviourCheck):
+    severity: Severity = "critical"
+    t1: ClockTime = Field(time(1, 0), description="base report time T1")
+    t3_s: Seconds = Field(120, description="slot length T3")
+    modulus: int = Field(200, ge=1, description="n1 = meter number mod this")
+    n2_max_s: float = Field(60, ge=0, description="n2 = meter number mod 60, in s")
+    wake_allowance_s: float = Field(30, ge=0)
+    deadline: ClockTime = Field(time(8, 0), description="previous day's reports complete before this")
+    meter_numbers: list[Annotated[int, Field(ge=0)]] = Field([0, 1, 199, 200, 12345], min_length=1)
+    changed_t1: ClockTime = Field(time(0, 30), description="T1 the platform sets mid-check")
+    changed_t3_s: Seconds = Field(60, description="T3 the platform sets mid-check")
+    power_cut_s: Seconds = Field(60, description="supply cut before the mass re-attach")
+
+    def last_attempt_s(self, t1: time, t3_s: float) -> float:
+        """Seconds from T1's midnight to the latest first attempt: T1 + (modulus - 1) T3 + n2 max."""
+        return seconds_of_day(t1) + (self.modulus - 1) * t3_s + self.n2_max_s
+
+    def deadline_margin_s(self, t1: time, t3_s: float) -> float:
+        """Deadline minus the latest first attempt; the deadline is the next one after T1."""
+        deadline = seconds_of_day(self.deadline)
+        if deadline <= seconds_of_day(t1):
+            deadline += DAY_S
+        return deadline - self.last_attempt_s(t1, t3_s)
+
+
+class C4fFleet(OnceCheck):
+    fleet_size: int = Field(1_000_000, ge=1)
+    cells: int = Field(1000, ge=1, description="cells the fleet spreads over evenly")
+    peak_per_minute_per_cell_max: float = Field(30, gt=0)
+
+
+class C6TimeSync(BehaviourCheck):
+    skew_s: float = Field(300, description="clock skew set over maintenance")
+    residual_max_s: float = Field(5, ge=0)
+    days: int = Field(3, ge=1)
+
+
+class C7Retry(BehaviourCheck):
+    severity: Severity = "critical"
+    retry_waits_s: list[Seconds] = Field([300, 3600], min_length=1, description="waits before each retry")
+    reset_wait_s: Seconds = Field(28800, description="after the last failure: wait, reset, re-attach")
+    tolerance_fraction: float = Field(0.02, ge=0, lt=1, description="plus the device's failure detection")
+    extra_levels: list[Level] = Field(["CE2"], description="run there too, when the plan lists them")
+
+
+class C9CmeError513(BehaviourCheck):
+    waits_s: list[Seconds] = Field([60, 180, 600], min_length=1)
+    tolerance_fraction: float = Field(0.10, ge=0, lt=1)
+    tolerance_s: float = Field(5, ge=0)
+
+
+class C10ExceptionFlow(BehaviourCheck):
+    expected_order: list[str] = Field(["AT+NRB", "AT+CFUN=0", "AT+NCSEARFCN"], min_length=1)
+    final_steps: list[str] = Field(["power_off", "AT+NRB"], min_length=1, description="any one ends the flow")
+    queries_allowed: bool = Field(True, description="read-only commands between steps are fine")
+
+
+class C11CfunBeforePowerOff(OnceCheck):
+    pass
+
+
+class C13Logs(OnceCheck):
+    severity: Severity = "minor"
+    operation_days: int = Field(31, ge=1)
+    log_days_min: float = Field(30, gt=0)
+
+    @model_validator(mode="after")
+    def _long_enough(self) -> C13Logs:
+        if self.operation_days < self.log_days_min:
+            raise ValueError("operation_days is shorter than log_days_min: the check could never pass")
+        return self
+
+
+class C14Upgrades(OnceCheck):
+    severity: Severity = "critical"
+    bad_images: list[Literal["unsigned", "wrong_signature", "truncated"]] = Field(
+        ["unsigned", "wrong_signature", "truncated"]
+    )
+    sota: bool = True
+    fota: bool = True
+    near_end: bool = True
+
+
+class C15Maintenance(OnceCheck):
+    severity: Severity = "critical"
+    lockout_tries: int = Field(5, ge=1)
+    lockout_s: Seconds = Field(600)
+
+
+class C16PeriodicReport(BehaviourCheck):
+    schedules: list[Literal["household", "leak", "large_meter", "large_meter_intensive"]] = Field(
+        ["household", "leak", "large_meter", "large_meter_intensive"], min_length=1
+    )
+    days_per_schedule: int = Field(2, ge=1)
+    supply_voltage_v: float = Field(3.5, gt=0, description="set on the supply, read back in the report")
+    voltage_tolerance_v: float = Field(0.05, ge=0)
+
+
+Alarm = Literal["over_flow", "low_battery", "reverse_flow", "magnetic", "separation"]
+
+
+class C17Alarms(BehaviourCheck):
+    immediate_alarms: list[Alarm] = Field(["magnetic", "separation"])
+    deferred_alarms: list[Alarm] = Field(["over_flow", "low_battery", "reverse_flow"])
+    triggers_per_day: int = Field(3, ge=1)
+    immediate_within_s: Seconds = Field(300)
+    immediate_per_day_max: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> C17Alarms:
+        if set(self.immediate_alarms) & set(self.deferred_alarms):
+            raise ValueError("an alarm cannot be both immediate and deferred")
+        return self
+
+
+class C18PointRead(BehaviourCheck):
+    response_max_s: Seconds = Field(DAY_S)
+
+
+class AnswerLimit(StrictModel):
+    within_s: Seconds
+    fraction_min: float = Field(ge=0, le=1)
+
+
+class C19Configuration(BehaviourCheck):
+    writes: int = Field(1000, ge=1)
+    days: int = Field(30, ge=1, description="writes spread at random over these days")
+    answer_limits: list[AnswerLimit] = Field(
+        [AnswerLimit(within_s=DAY_S, fraction_min=0.999), AnswerLimit(within_s=2 * DAY_S, fraction_min=1.0)],
+        min_length=1,
+    )
+    daily_terminal_fraction_max: float = Field(0.02, gt=0, le=1, description="fleet share configured a day")
+
+    @model_validator(mode="after")
+    def _ascending(self) -> C19Configuration:
+        pairs = [(limit.within_s, limit.fraction_min) for limit in self.answer_limits]
+        if pairs != sorted(pairs) or len({within for within, _ in pairs}) != len(pairs):
+            raise ValueError("answer_limits must rise in within_s and fraction_min")
+        return self
+
+
+class C20Valve(BehaviourCheck):
+    operations: list[Literal["open", "close"]] = Field(["open", "close"], min_length=1)
+    response_max_s: Seconds = Field(DAY_S)
+
+
+class Checks(StrictModel):
+    """One entry per check id of PROCEDURES.md's table."""
+
+    C1: C1Firmware = Field(default_factory=C1Firmware)
+    C2a: C2aReselection = Field(default_factory=C2aReselection)
+    C2b: C2bNotLocked = Field(default_factory=C2bNotLocked)
+    C2c: C2cSwitch = Field(default_factory=C2cSwitch)
+    C3: C3ReleaseAssist = Field(default_factory=C3ReleaseAssist)
+    C5: C5Psm = Field(default_factory=C5Psm)
+    C8: C8AttachGuard = Field(default_factory=C8AttachGuard)
+    C12: C12NetworkQuality = Field(default_factory=C12NetworkQuality)
+    C21a: C21aStorage = Field(default_factory=C21aStorage)
+    C21b: C21bSearchBackoff = Field(default_factory=C21bSearchBackoff)
+    C22: C22ReportSuccess = Field(default_factory=C22ReportSuccess)
+    B1: B1BatteryLife = Field(default_factory=B1BatteryLife)
+    C4: C4Stagger = Field(default_factory=C4Stagger)
+    C4f: C4fFleet = Field(default_factory=C4fFleet)
+    C6: C6TimeSync = Field(default_factory=C6TimeSync)
+    C7: C7Retry = Field(default_factory=C7Retry)
+    C9: C9CmeError513 = Field(default_factory=C9CmeError513)
+    C10: C10ExceptionFlow = Field(default_factory=C10ExceptionFlow)
+    C11: C11CfunBeforePowerOff = Field(default_factory=C11CfunBeforePowerOff)
+    C13: C13Logs = Field(default_factory=C13Logs)
+    C14: C14Upgrades = Field(default_factory=C14Upgrades)
+    C15: C15Maintenance = Field(default_factory=C15Maintenance)
+    C16: C16PeriodicReport = Field(default_factory=C16PeriodicReport)
+    C17: C17Alarms = Field(default_factory=C17Alarms)
+    C18: C18PointRead = Field(default_factory=C18PointRead)
+    C19: C19Configuration = Field(default_factory=C19Configuration)
+    C20: C20Valve = Field(default_factory=C20Valve)
+
+
+# --- the plan -------------------------------------------------------------------------------------------
+
+
+class PlanProfile(StrictModel):
+    """A certification plan: which levels, which checks, and every limit they judge against."""
+
+    name: str
+    version: Text = "1"
+    description: str = ""
+    operator: str = Field("", description="whose allow-lists and limits these are")
+    time: TimeSettings = Field(default_factory=TimeSettings)
+    levels: list[Level] = Field(list(LEVELS), min_length=1, description="levels `all` checks run at")
+    behaviour_level: Level = Field("CE1", validate_default=True, description="the level `one` checks run at")
+    coverage: CoverageSettings = Field(default_factory=CoverageSettings)
+    installation_presets_db: dict[str, InstallationPreset] = Field(
+        default_factory=default_installation_presets, description="table 4-5, worst case applied"
+    )
+    business_model: BusinessModel = Field(default_factory=BusinessModel)
+    power_references: PowerReferences = Field(default_factory=PowerReferences)
+    battery: Battery = Field(default_factory=Battery)
+    checks: Checks = Field(default_factory=Checks)
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_unique(cls, value: list[Level]) -> list[Level]:
+        return _unique(value, "levels")
+
+    @field_validator("behaviour_level")
+    @classmethod
+    def _behaviour_level_listed(cls, value: Level, info: ValidationInfo) -> Level:
+        levels = info.data.get("levels")
+        if levels is not None and value not in levels:
+            raise ValueError(f"behaviour_level {value} is not one of the plan's levels {levels}")
+        return value
+
+    @model_validator(mode="after")
+    def _warn_on_doubtful_figures(self) -> PlanProfile:
+        stagger = self.checks.C4
+        for t1_key, t3_key in (("t1", "t3_s"), ("changed_t1", "changed_t3_s")):
+            t1, t3_s = getattr(stagger, t1_key), getattr(stagger, t3_key)
+            margin = stagger.deadline_margin_s(t1, t3_s)
+            if margin < 0:
+                days, rest = divmod(int(stagger.last_attempt_s(t1, t3_s)), int(DAY_S))
+                clock = f"{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
+                clock += f" (+{days} day)" if days else ""
+                warnings.warn(
+                    f"checks.C4.{t1_key} {t1:%H:%M} + {stagger.modulus - 1} x {t3_key} {t3_s:g} s + "
+                    f"{stagger.n2_max_s:g} s = {clock}, {-margin:.0f} s after the {stagger.deadline:%H:%M} "
+                    "deadline: the last meters cannot report in time (C4 and C4f will fail)",
+                    PlanWarning,
+                    stacklevel=2,
+                )
+        success = self.checks.C22
+        if success.reports_min > success.reports_per_level:
+            warnings.warn(
+                f"checks.C22.reports_min {success.reports_min} exceeds reports_per_level "
+                f"{success.reports_per_level}: every C22 cell will be inconclusive",
+                PlanWarning,
+                stacklevel=2,
+            )
+        return self
+
+
+def load_plan(path: Path | str) -> PlanProfile:
+    """Load and validate a plan; plan warnings are re-issued naming the file."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PlanWarning)
+        plan = load_model(path, PlanProfile)
+    for item in caught:
+        if issubclass(item.category, PlanWarning):
+            warnings.warn(f"plan {path}: {item.message}", PlanWarning, stacklevel=2)
+        else:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    return plan

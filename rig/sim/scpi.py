@@ -1,0 +1,182 @@
+"""A small SCPI command-table server for the twin's instruments.
+
+Commands are data: a mnemonic spec in SCPI's long/short form (`[SOURce:]VOLTage[:LEVel]`) mapped to
+a handler. Errors go to the instrument's error queue in SCPI form and, as on real instruments, a
+query that fails produces no reply.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rig.sim.transport import Connection
+
+Reply = str | bytes | None
+Handler = Callable[[list[str]], Reply]
+
+_NODE = re.compile(r"(\[)?:?([A-Za-z*][A-Za-z0-9]*)(\])?")
+
+
+class ScpiError(Exception):
+    """An SCPI error: goes to the error queue as `<code>,"<message>"`."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(f"{code},{message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class _Node:
+    short: str
+    long: str
+    optional: bool
+
+
+def _parse_spec(spec: str) -> tuple[tuple[_Node, ...], bool]:
+    query = spec.endswith("?")
+    body = spec[:-1] if query else spec
+    nodes = []
+    for match in _NODE.finditer(body):
+        word = match.group(2)
+        short = "".join(ch for ch in word if ch.isupper() or ch.isdigit() or ch == "*") or word.upper()
+        nodes.append(_Node(short.upper(), word.upper(), match.group(1) == "["))
+    return tuple(nodes), query
+
+
+def _matches(nodes: tuple[_Node, ...], tokens: list[str]) -> bool:
+    if not nodes:
+        return not tokens
+    head = nodes[0]
+    if tokens and tokens[0] in (head.short, head.long) and _matches(nodes[1:], tokens[1:]):
+        return True
+    return head.optional and _matches(nodes[1:], tokens)
+
+
+def split_arguments(text: str) -> list[str]:
+    """Split SCPI parameters on commas outside parentheses and quotes."""
+    args: list[str] = []
+    depth = 0
+    quoted = False
+    current = []
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0 and not quoted:
+            args.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+    tail = "".join(current).strip()
+    if tail or args:
+        args.append(tail)
+    return args
+
+
+def channel_list(arg: str) -> list[int]:
+    """Parse an SCPI channel list `(@1)`, `(@1,2)` or `(@1:3)`."""
+    match = re.fullmatch(r"\(@([0-9,:\s]+)\)", arg.strip())
+    if not match:
+        raise ScpiError(-104, "Data type error; expected a channel list like (@1)")
+    channels: list[int] = []
+    for part in match.group(1).split(","):
+        if ":" in part:
+            first, last = (int(x) for x in part.split(":"))
+            channels.extend(range(first, last + 1))
+        else:
+            channels.append(int(part))
+    return channels
+
+
+def number(arg: str, name: str) -> float:
+    """Parse an SCPI numeric parameter (MIN/MAX are handled by the caller)."""
+    try:
+        return float(arg)
+    except ValueError:
+        raise ScpiError(-104, f"Data type error; {name} must be a number, got {arg!r}") from None
+
+
+def boolean(arg: str) -> bool:
+    value = arg.strip().upper()
+    if value in ("ON", "1"):
+        return True
+    if value in ("OFF", "0"):
+        return False
+    raise ScpiError(-104, f"Data type error; expected ON|OFF|1|0, got {arg!r}")
+
+
+class ScpiInstrument:
+    """Base of a twin instrument: a command table, an error queue and `*IDN?`/`SYST:ERR?`/`*CLS`."""
+
+    idn = "Rig,Twin,0,0"
+    ERROR_QUEUE_DEPTH = 20
+
+    def __init__(self) -> None:
+        self.errors: deque[tuple[int, str]] = deque(maxlen=self.ERROR_QUEUE_DEPTH)
+        self._table: list[tuple[tuple[_Node, ...], bool, Handler]] = []
+        self.command("*IDN?", lambda args: self.idn)
+        self.command("*CLS", lambda args: self.errors.clear())
+        self.command("SYSTem:ERRor[:NEXT]?", self._next_error)
+
+    def command(self, spec: str, handler: Handler) -> None:
+        nodes, query = _parse_spec(spec)
+        self._table.append((nodes, query, handler))
+
+    def push_error(self, code: int, message: str) -> None:
+        self.errors.append((code, message))
+
+    def _next_error(self, args: list[str]) -> str:
+        if not self.errors:
+            return '+0,"No error"'
+        code, message = self.errors.popleft()
+        return f'{code:+d},"{message}"'
+
+    def execute(self, line: str) -> list[Reply]:
+        """Run every `;`-separated command of a program message; return the replies."""
+        replies: list[Reply] = []
+        for unit in line.split(";"):
+            unit = unit.strip()
+            if unit:
+                reply = self._execute_one(unit)
+                if reply is not None:
+                    replies.append(reply)
+        return replies
+
+    def _execute_one(self, unit: str) -> Reply:
+        header, _, rest = unit.partition(" ")
+        query = header.endswith("?")
+        tokens = [t for t in header.rstrip("?").upper().split(":") if t]
+        for nodes, is_query, handler in self._table:
+            if is_query == query and _matches(nodes, tokens):
+                try:
+                    return handler(split_arguments(rest))
+                except ScpiError as error:
+                    self.push_error(error.code, error.message)
+                    return None
+        self.push_error(-113, f"Undefined header; {header}")
+        return None
+
+
+class ScpiSession:
+    """One connection to an `ScpiInstrument`: lines in, replies out (newline-terminated)."""
+
+    def __init__(self, instrument: ScpiInstrument, connection: Connection):
+        self.instrument = instrument
+        self.connection = connection
+
+    def on_line(self, line: str) -> None:
+        for reply in self.instrument.execute(line):
+            if isinstance(reply, bytes):
+                self.connection.send(reply + b"\n")
+            else:
+                self.connection.send(reply)
+
+    def on_close(self) -> None:
+        pass
