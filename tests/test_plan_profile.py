@@ -230,8 +230,7 @@ REFUSALS = {
     "negative-wait": ("checks:\n  C9: {waits_s: [60, -180]}\n", ["checks.C9.waits_s[1]", "greater than 0"]),
     "fraction-above-one": ("checks:\n  C22:\n    success_min: 99\n", ["checks.C22.success_min", "1"]),
     "window-min-above-max": (
-        "coverage:\n  windows:\n"
-        "    CE1: {rsrp_min_dbm: -100, rsrp_max_dbm: -105, sinr_min_db: -3, sinr_max_db: 7}\n",
+        "coverage:\n  windows:\n    CE1: {rsrp_min_dbm: -100, rsrp_max_dbm: -105, sinr_min_db: -3, sinr_max_db: 7}\n",
         ["coverage.windows.CE1", "rsrp_min_dbm -100.0 must be below rsrp_max_dbm -105.0"],
     ),
     "target-at-window-edge": (

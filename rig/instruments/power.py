@@ -170,7 +170,8 @@ class N6705CPowerAnalyser:
         while fetched < total:
             want = min(chunk_periods, total - fetched)
             self.clock.sleep(started_s + (fetched + want) * period_s - self.clock.now())
-            if not self.clock.wait_until(lambda: self._periods_ready() >= fetched + want, timeout_s=10.0):
+            needed = fetched + want
+            if not self.clock.wait_until(lambda n=needed: self._periods_ready() >= n, timeout_s=10.0):
                 raise RigFault(f"{self.transport.name}: data log stopped delivering at period {fetched}")
             block = f"{fetched},{want},{self.at}"
             yield DataLogChunk(

@@ -7,6 +7,7 @@ rather than failed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import TypeVar
@@ -69,10 +70,8 @@ class VisaTransport:
                 return action()
             except TRANSPORT_FAULTS:
                 log.warning("%s: transport fault during %r, reconnecting", self.name, command)
-                try:
+                with contextlib.suppress(*TRANSPORT_FAULTS):
                     self._reopen()
-                except TRANSPORT_FAULTS:
-                    pass
                 raise
 
         try:

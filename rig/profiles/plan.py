@@ -23,6 +23,8 @@ Level = Literal["CE0", "CE1", "CE2"]
 LEVELS: tuple[Level, ...] = ("CE0", "CE1", "CE2")
 Severity = Literal["blocker", "critical", "normal", "minor", "trivial"]
 DAY_S = 86400.0
+SEVERITY = "Allure severity of the check's tests"
+LEVELS_TEXT = "all = every plan level, one = the behaviour level"
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 
@@ -101,10 +103,10 @@ class TimeSettings(StrictModel):
 class Window(StrictModel):
     """One row of table 4-4: min inclusive, max exclusive, None = open."""
 
-    rsrp_min_dbm: float
-    rsrp_max_dbm: float | None
-    sinr_min_db: float
-    sinr_max_db: float | None
+    rsrp_min_dbm: float = Field(description="lowest RSRP of the level (inclusive)")
+    rsrp_max_dbm: float | None = Field(description="RSRP the level stays below; null = open")
+    sinr_min_db: float = Field(description="lowest SINR of the level (inclusive)")
+    sinr_max_db: float | None = Field(description="SINR the level stays below; null = open")
 
     @model_validator(mode="after")
     def _min_below_max(self) -> Window:
@@ -119,24 +121,24 @@ class Window(StrictModel):
 class LevelWindows(StrictModel):
     """Table 4-4 (base station at 20 W)."""
 
-    CE0: Window = Window(rsrp_min_dbm=-105, rsrp_max_dbm=None, sinr_min_db=7, sinr_max_db=None)
-    CE1: Window = Window(rsrp_min_dbm=-115, rsrp_max_dbm=-105, sinr_min_db=-3, sinr_max_db=7)
-    CE2: Window = Window(rsrp_min_dbm=-125, rsrp_max_dbm=-115, sinr_min_db=-8, sinr_max_db=-3)
+    CE0: Window = Field(Window(rsrp_min_dbm=-105, rsrp_max_dbm=None, sinr_min_db=7, sinr_max_db=None))
+    CE1: Window = Field(Window(rsrp_min_dbm=-115, rsrp_max_dbm=-105, sinr_min_db=-3, sinr_max_db=7))
+    CE2: Window = Field(Window(rsrp_min_dbm=-125, rsrp_max_dbm=-115, sinr_min_db=-8, sinr_max_db=-3))
 
 
 class Target(StrictModel):
     """Where the `coverage` fixture puts the device at one level."""
 
-    rsrp_dbm: float
-    sinr_db: float
+    rsrp_dbm: float = Field(description="RSRP at the device's antenna port")
+    sinr_db: float = Field(description="SINR at the device, set with the interferer channel")
 
 
 class LevelTargets(StrictModel):
     """Window middles, at least `target_margin_db` from every edge (PROCEDURES.md)."""
 
-    CE0: Target = Target(rsrp_dbm=-95, sinr_db=10)
-    CE1: Target = Target(rsrp_dbm=-110, sinr_db=2)
-    CE2: Target = Target(rsrp_dbm=-120, sinr_db=-5)
+    CE0: Target = Field(Target(rsrp_dbm=-95, sinr_db=10))
+    CE1: Target = Field(Target(rsrp_dbm=-110, sinr_db=2))
+    CE2: Target = Field(Target(rsrp_dbm=-120, sinr_db=-5))
 
 
 class GoLive(StrictModel):
@@ -150,8 +152,8 @@ class GoLive(StrictModel):
 class CoverageSettings(StrictModel):
     """How the rig sets coverage levels and how it reads them back."""
 
-    windows: LevelWindows = Field(default_factory=LevelWindows)
-    targets: LevelTargets = Field(default_factory=LevelTargets)
+    windows: LevelWindows = Field(default_factory=LevelWindows, description="table 4-4, per level")
+    targets: LevelTargets = Field(default_factory=LevelTargets, description="where the rig sets each level")
     target_margin_db: float = Field(2.0, ge=0, description="least distance of a target from a window edge")
     no_service_rsrp_dbm: float = Field(-130.0, description="no service below this RSRP")
     no_service_sinr_db: float = Field(-12.0, description="no service below this SINR")
@@ -161,7 +163,7 @@ class CoverageSettings(StrictModel):
     ecl2_rsrp_threshold_dbm: float = Field(-115.0, description="cell threshold: ECL2 below this RSRP")
     agreement_rsrp_tolerance_db: float = Field(6.0, ge=0, description="device vs bench, else both kept")
     agreement_sinr_tolerance_db: float = Field(5.0, ge=0, description="device vs bench, else both kept")
-    go_live: GoLive = Field(default_factory=GoLive)
+    go_live: GoLive = Field(default_factory=GoLive, description="installation and go-live rules")
 
     @model_validator(mode="after")
     def _consistent(self) -> CoverageSettings:
@@ -187,9 +189,9 @@ class CoverageSettings(StrictModel):
 class InstallationPreset(StrictModel):
     """A penetration loss of table 4-5; a single figure has min_db == max_db."""
 
-    min_db: float = Field(ge=0)
-    max_db: float = Field(ge=0)
-    description: str = ""
+    min_db: float = Field(ge=0, description="lowest loss of the range")
+    max_db: float = Field(ge=0, description="highest loss of the range, applied as attenuation")
+    description: str = Field("", description="where the meter sits")
 
     @model_validator(mode="after")
     def _min_below_max(self) -> InstallationPreset:
@@ -226,6 +228,8 @@ def default_installation_presets() -> dict[str, InstallationPreset]:
 
 
 class HouseholdSchedule(StrictModel):
+    """The household meter's daily routine."""
+
     freeze_period_s: Seconds = Field(1800, description="a reading frozen every 30 min")
     reports_per_day: int = Field(1, ge=1, description="daily report")
     report_window_start: ClockTime = Field(time(0, 0), description="daily report window opens")
@@ -233,11 +237,15 @@ class HouseholdSchedule(StrictModel):
 
 
 class LeakSchedule(StrictModel):
+    """Leak investigation mode."""
+
     freeze_period_s: Seconds = Field(300, description="leak investigation: freeze every 5 min")
     report_period_s: Seconds = Field(3600, description="leak investigation: report every hour")
 
 
 class LargeMeterSchedule(StrictModel):
+    """Large (commercial) meters."""
+
     reports_per_day: int = Field(2, ge=1, description="large meter: twice a day")
     intensive_report_period_s: Seconds = Field(7200, description="intensive mode: every 2 h")
 
@@ -245,10 +253,10 @@ class LargeMeterSchedule(StrictModel):
 class UplinkSizes(StrictModel):
     """Table 4-1: `_below_` limits are strict (< figure); the message maximum is inclusive."""
 
-    basic_report_below_bytes: int = Field(200, gt=0)
-    enhanced_report_below_bytes: int = Field(300, gt=0)
-    alarm_below_bytes: int = Field(50, gt=0)
-    message_max_bytes: int = Field(512, gt=0)
+    basic_report_below_bytes: int = Field(200, gt=0, description="daily report with the basic fields")
+    enhanced_report_below_bytes: int = Field(300, gt=0, description="plus temperature and vibration")
+    alarm_below_bytes: int = Field(50, gt=0, description="an immediate alarm message")
+    message_max_bytes: int = Field(512, gt=0, description="no single uplink over this")
 
     @model_validator(mode="after")
     def _within_message_max(self) -> UplinkSizes:
@@ -261,20 +269,20 @@ class UplinkSizes(StrictModel):
 class DownlinkSizes(StrictModel):
     """Table 4-2: strict limits, and the response window."""
 
-    config_below_bytes: int = Field(50, gt=0)
-    point_read_below_bytes: int = Field(40, gt=0)
-    valve_below_bytes: int = Field(40, gt=0)
+    config_below_bytes: int = Field(50, gt=0, description="configuration command")
+    point_read_below_bytes: int = Field(40, gt=0, description="platform point-read")
+    valve_below_bytes: int = Field(40, gt=0, description="remote valve command")
     response_max_s: Seconds = Field(DAY_S, description="downlinks answered within 24 h, low power first")
 
 
 class BusinessModel(StrictModel):
     """Section 4.1: schedules and message sizes."""
 
-    household: HouseholdSchedule = Field(default_factory=HouseholdSchedule)
-    leak: LeakSchedule = Field(default_factory=LeakSchedule)
-    large_meter: LargeMeterSchedule = Field(default_factory=LargeMeterSchedule)
-    uplink: UplinkSizes = Field(default_factory=UplinkSizes)
-    downlink: DownlinkSizes = Field(default_factory=DownlinkSizes)
+    household: HouseholdSchedule = Field(default_factory=HouseholdSchedule, description="household meter")
+    leak: LeakSchedule = Field(default_factory=LeakSchedule, description="leak investigation mode")
+    large_meter: LargeMeterSchedule = Field(default_factory=LargeMeterSchedule, description="large meters")
+    uplink: UplinkSizes = Field(default_factory=UplinkSizes, description="table 4-1 size limits")
+    downlink: DownlinkSizes = Field(default_factory=DownlinkSizes, description="table 4-2 size limits")
 
 
 class PowerReferences(StrictModel):
@@ -287,9 +295,9 @@ class PowerReferences(StrictModel):
 class Battery(StrictModel):
     """The battery B1 projects life for, and the life it must reach."""
 
-    chemistry: str = Field("Li-SOCl2")
-    nominal_voltage_v: float = Field(3.6, gt=0)
-    capacity_ah: float = Field(4.0, gt=0)
+    chemistry: str = Field("Li-SOCl2", description="cell chemistry, recorded")
+    nominal_voltage_v: float = Field(3.6, gt=0, description="nominal cell voltage")
+    capacity_ah: float = Field(4.0, gt=0, description="nominal capacity")
     usable_fraction: float = Field(0.75, gt=0, le=1, description="share usable at the meter's load")
     self_discharge_fraction_per_year: float = Field(0.01, ge=0, lt=1, description="of nominal capacity")
     target_years: float = Field(7.0, gt=0, description="6 + 1 years (the Shenzhen trial)")
@@ -298,6 +306,7 @@ class Battery(StrictModel):
 
     @property
     def usable_ah(self) -> float:
+        """Capacity the meter can draw before self-discharge."""
         return self.capacity_ah * self.usable_fraction
 
 
@@ -307,28 +316,30 @@ class Battery(StrictModel):
 class Check(StrictModel):
     """What every check shares: on/off, Allure severity, and at which levels it runs."""
 
-    enabled: bool = True
-    severity: Severity = "normal"
+    enabled: bool = Field(True, description="false skips the check with the reason 'disabled by the plan'")
+    severity: Severity = Field("normal", description=SEVERITY)
 
 
 class OnceCheck(Check):
     """A level-free check: one verdict fills every column."""
 
-    levels: Literal["once"] = "once"
+    levels: Literal["once"] = Field("once", description="level-free: runs once")
 
 
 class LevelCheck(Check):
     """A check at every plan level (`all`) or at the behaviour level only (`one`)."""
 
-    levels: Literal["all", "one"] = "all"
+    levels: Literal["all", "one"] = Field("all", description=LEVELS_TEXT)
 
 
 class BehaviourCheck(LevelCheck):
-    levels: Literal["all", "one"] = "one"
+    """A check of behaviour, by default at the behaviour level only."""
+
+    levels: Literal["all", "one"] = Field("one", description=LEVELS_TEXT)
 
 
 class C1Firmware(OnceCheck):
-    severity: Severity = "critical"
+    severity: Severity = Field("critical", description=SEVERITY)
     firmware_allow_list: list[str] = Field(
         ["V150R100C10B200SP1", "V150R100C10B300SP5"],
         min_length=1,
@@ -357,7 +368,7 @@ class C2cSwitch(BehaviourCheck):
 
 
 class C3ReleaseAssist(LevelCheck):
-    severity: Severity = "critical"
+    severity: Severity = Field("critical", description=SEVERITY)
     tail_max_s: Seconds = Field(3, description="last exchange to RRC release")
     inactivity_timer_s: Seconds = Field(20, description="the network's timer RA must beat")
     reference_saving_uah: float = Field(270, ge=0, description="charge saved per report, recorded")
@@ -373,7 +384,7 @@ class C3ReleaseAssist(LevelCheck):
 
 
 class C5Psm(LevelCheck):
-    severity: Severity = "critical"
+    severity: Severity = Field("critical", description=SEVERITY)
     module_psm_max_ua: float = Field(5, gt=0)
     meter_floor_max_ua: float = Field(20, gt=0)
     wakes: int = Field(5, ge=1, description="wakes observed for re-attaches")
@@ -382,7 +393,7 @@ class C5Psm(LevelCheck):
 
 
 class C8AttachGuard(OnceCheck):
-    severity: Severity = "critical"
+    severity: Severity = Field("critical", description=SEVERITY)
     guard_min_s: Seconds = Field(300, description="module power-on to the MCU's first give-up")
     attach_within_s: Seconds = Field(DAY_S, description="after cells return: attached and reported")
 
@@ -414,7 +425,7 @@ class C21bSearchBackoff(OnceCheck):
 
 
 class C22ReportSuccess(LevelCheck):
-    severity: Severity = "critical"
+    severity: Severity = Field("critical", description=SEVERITY)
     success_min: float = Field(0.99, ge=0, le=1)
     reports_per_level: int = Field(300, ge=1, description="reports scheduled at each level")
     reports_min: int = Field(300, ge=1, description="fewer counted: the cell is inconclusive")
@@ -423,14 +434,14 @@ class C22ReportSuccess(LevelCheck):
 
 
 class B1BatteryLife(LevelCheck):
-    severity: Severity = "critical"
+    severity: Severity = Field("critical", description=SEVERITY)
     record_s: Seconds = Field(DAY_S, description="data-logger record at each level")
     point_reads_per_month: float = Field(1, ge=0)
     valve_operations_per_month: float = Field(1, ge=0)
 
 
 class C4Stagger(BehaviourCheck):
-    severity: Severity = "critical"
+    severity: Severity = Field("critical", description=SEVERITY)
     t1: ClockTime = Field(time(1, 0), description="base report time T1")
     t3_s: Seconds = Field(120, description="slot length T3")
     modulus: int = Field(200, ge=1, description="n1 = meter number mod this")
@@ -467,7 +478,7 @@ class C6TimeSync(BehaviourCheck):
 
 
 class C7Retry(BehaviourCheck):
-    severity: Severity = "critical"
+    severity: Severity = Field("critical", description=SEVERITY)
     retry_waits_s: list[Seconds] = Field([300, 3600], min_length=1, description="waits before each retry")
     reset_wait_s: Seconds = Field(28800, description="after the last failure: wait, reset, re-attach")
     tolerance_fraction: float = Field(0.02, ge=0, lt=1, description="plus the device's failure detection")
@@ -491,7 +502,7 @@ class C11CfunBeforePowerOff(OnceCheck):
 
 
 class C13Logs(OnceCheck):
-    severity: Severity = "minor"
+    severity: Severity = Field("minor", description=SEVERITY)
     operation_days: int = Field(31, ge=1)
     log_days_min: float = Field(30, gt=0)
 
@@ -503,7 +514,7 @@ class C13Logs(OnceCheck):
 
 
 class C14Upgrades(OnceCheck):
-    severity: Severity = "critical"
+    severity: Severity = Field("critical", description=SEVERITY)
     bad_images: list[Literal["unsigned", "wrong_signature", "truncated"]] = Field(
         ["unsigned", "wrong_signature", "truncated"]
     )
@@ -513,7 +524,7 @@ class C14Upgrades(OnceCheck):
 
 
 class C15Maintenance(OnceCheck):
-    severity: Severity = "critical"
+    severity: Severity = Field("critical", description=SEVERITY)
     lockout_tries: int = Field(5, ge=1)
     lockout_s: Seconds = Field(600)
 

@@ -1,0 +1,7 @@
+"""`python -m rig`: the rig's command line."""
+
+import sys
+
+from rig.cli import main
+
+sys.exit(main())
