@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import typing
 import warnings
 from datetime import time
 from pathlib import Path
@@ -51,6 +52,21 @@ def unset_fields(model: BaseModel, prefix: str = "") -> list[str]:
             for key, child in keyed:
                 if isinstance(child, BaseModel):
                     missing += unset_fields(child, f"{prefix}{name}.{key}.")
+    return missing
+
+
+def undescribed_fields(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Dotted paths of every plan field, at any depth, that has no description."""
+    missing = []
+    for name, field in model.model_fields.items():
+        if not field.description:
+            missing.append(prefix + name)
+        pending = [field.annotation]
+        while pending:
+            kind = pending.pop()
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                missing += undescribed_fields(kind, f"{prefix}{name}.")
+            pending += typing.get_args(kind)
     return missing
 
 
@@ -157,6 +173,10 @@ def test_shipped_plan_carries_the_stagger_and_success_figures(plan: PlanProfile)
     assert limits == [(86400, 0.999), (172800, 1.0)]
     assert (plan.checks.C19.writes, plan.checks.C19.daily_terminal_fraction_max) == (1000, 0.02)
     assert "V150R100C10B200SP1" in plan.checks.C1.firmware_allow_list
+
+
+def test_every_plan_field_says_what_it_is() -> None:
+    assert undescribed_fields(PlanProfile) == []
 
 
 def test_every_check_of_the_procedures_table_has_its_default_levels(plan: PlanProfile) -> None:

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import numpy as np
 import pyvisa
+from pyvisa import constants
 from pyvisa.errors import VisaIOError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -54,6 +55,10 @@ class VisaTransport:
             timeout=self.timeout_ms,
         )
         session.chunk_size = 1 << 20
+        if self.resource.upper().startswith("TCPIP"):
+            # a write followed by a query may wait for a delayed ACK (Nagle); pyvisa-py 0.8 cannot set it
+            with contextlib.suppress(Exception):
+                session.set_visa_attribute(constants.VI_ATTR_TCPIP_NODELAY, constants.VI_TRUE)
         return session
 
     def _reopen(self) -> None:

@@ -12,7 +12,7 @@ import re
 import warnings
 from datetime import datetime, time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
@@ -118,12 +118,16 @@ class Window(StrictModel):
         return self
 
 
+def _window(rsrp_min: float, rsrp_max: float | None, sinr_min: float, sinr_max: float | None) -> Window:
+    return Window(rsrp_min_dbm=rsrp_min, rsrp_max_dbm=rsrp_max, sinr_min_db=sinr_min, sinr_max_db=sinr_max)
+
+
 class LevelWindows(StrictModel):
     """Table 4-4 (base station at 20 W)."""
 
-    CE0: Window = Field(Window(rsrp_min_dbm=-105, rsrp_max_dbm=None, sinr_min_db=7, sinr_max_db=None))
-    CE1: Window = Field(Window(rsrp_min_dbm=-115, rsrp_max_dbm=-105, sinr_min_db=-3, sinr_max_db=7))
-    CE2: Window = Field(Window(rsrp_min_dbm=-125, rsrp_max_dbm=-115, sinr_min_db=-8, sinr_max_db=-3))
+    CE0: Window = Field(_window(-105, None, 7, None), description="CE0 row")
+    CE1: Window = Field(_window(-115, -105, -3, 7), description="CE1 row")
+    CE2: Window = Field(_window(-125, -115, -8, -3), description="CE2 row")
 
 
 class Target(StrictModel):
@@ -136,9 +140,9 @@ class Target(StrictModel):
 class LevelTargets(StrictModel):
     """Window middles, at least `target_margin_db` from every edge (PROCEDURES.md)."""
 
-    CE0: Target = Field(Target(rsrp_dbm=-95, sinr_db=10))
-    CE1: Target = Field(Target(rsrp_dbm=-110, sinr_db=2))
-    CE2: Target = Field(Target(rsrp_dbm=-120, sinr_db=-5))
+    CE0: Target = Field(Target(rsrp_dbm=-95, sinr_db=10), description="CE0 target")
+    CE1: Target = Field(Target(rsrp_dbm=-110, sinr_db=2), description="CE1 target")
+    CE2: Target = Field(Target(rsrp_dbm=-120, sinr_db=-5), description="CE2 target")
 
 
 class GoLive(StrictModel):
@@ -339,15 +343,19 @@ class BehaviourCheck(LevelCheck):
 
 
 class C1Firmware(OnceCheck):
+    """C1: the module runs a 3GPP uplink-power-optimised release."""
+
     severity: Severity = Field("critical", description=SEVERITY)
     firmware_allow_list: list[str] = Field(
         ["V150R100C10B200SP1", "V150R100C10B300SP5"],
         min_length=1,
-        description="power-optimised module releases: the operator's list, not the vendor's (placeholder)",
+        description="accepted versions as AT+CGMR prints them: the operator's list, not the vendor's",
     )
 
 
 class C2aReselection(OnceCheck):
+    """C2a: idle-mode reselection to the stronger cell, same and different EARFCN."""
+
     strong_rsrp_dbm: float = Field(-95.0, description="the cell the module should move to")
     weak_rsrp_dbm: float = Field(-105.0, description="the cell it starts on (still suitable)")
     idle_window_min_s: Seconds = Field(20, description="shortest idle time after a report to observe it")
@@ -360,20 +368,24 @@ class C2aReselection(OnceCheck):
 
 
 class C2bNotLocked(BehaviourCheck):
+    """C2b: with only another EARFCN left, the meter camps and reports there."""
+
     report_within_s: Seconds = Field(DAY_S, description="reports through the other EARFCN within this")
 
 
 class C2cSwitch(BehaviourCheck):
-    pass
+    """C2c: reselection on at boot; the platform's off/on switches obeyed."""
 
 
 class C3ReleaseAssist(LevelCheck):
+    """C3: release assistance ends the connection at once after the last exchange."""
+
     severity: Severity = Field("critical", description=SEVERITY)
-    tail_max_s: Seconds = Field(3, description="last exchange to RRC release")
-    inactivity_timer_s: Seconds = Field(20, description="the network's timer RA must beat")
-    reference_saving_uah: float = Field(270, ge=0, description="charge saved per report, recorded")
+    tail_max_s: Seconds = Field(3, description="last exchange to RRC release, worst report")
+    inactivity_timer_s: Seconds = Field(20, description="the network's timer that RA must beat")
+    reference_saving_uah: float = Field(270, ge=0, description="charge saved per report, recorded beside")
     reports: int = Field(3, ge=1, description="reports observed, judged on the worst")
-    connected_threshold_ma: float = Field(10, gt=0, description="0.5 s average below this = released")
+    connected_threshold_ma: float = Field(10, gt=0, description="windowed average below this = released")
     average_window_s: Seconds = Field(0.5, description="averaging window of the release detector")
 
     @model_validator(mode="after")
@@ -384,37 +396,47 @@ class C3ReleaseAssist(LevelCheck):
 
 
 class C5Psm(LevelCheck):
+    """C5: the module sleeps in PSM (stays attached) rather than being powered off."""
+
     severity: Severity = Field("critical", description=SEVERITY)
-    module_psm_max_ua: float = Field(5, gt=0)
-    meter_floor_max_ua: float = Field(20, gt=0)
+    module_psm_max_ua: float = Field(5, gt=0, description="module current in PSM")
+    meter_floor_max_ua: float = Field(20, gt=0, description="whole meter's sleep floor")
     wakes: int = Field(5, ge=1, description="wakes observed for re-attaches")
     log_window_s: Seconds = Field(60, description="data-logger time inside PSM")
-    reattaches_max: int = Field(0, ge=0)
+    reattaches_max: int = Field(0, ge=0, description="attaches allowed on wake")
 
 
 class C8AttachGuard(OnceCheck):
+    """C8: after power-on the MCU lets the module search at least 5 min."""
+
     severity: Severity = Field("critical", description=SEVERITY)
     guard_min_s: Seconds = Field(300, description="module power-on to the MCU's first give-up")
     attach_within_s: Seconds = Field(DAY_S, description="after cells return: attached and reported")
 
 
 class C12NetworkQuality(LevelCheck):
-    rsrp_tolerance_db: float = Field(6, ge=0)
-    sinr_tolerance_db: float = Field(5, ge=0)
+    """C12: reports carry PCI, RSRP, SINR, ECL and EARFCN, and they are right."""
+
+    rsrp_tolerance_db: float = Field(6, ge=0, description="reported vs bench RSRP")
+    sinr_tolerance_db: float = Field(5, ge=0, description="reported vs bench SINR")
     level_changes_min: int = Field(1, ge=1, description="level changes while powered")
 
 
 class C21aStorage(OnceCheck):
-    duration_s: Seconds = Field(DAY_S)
-    average_max_ua: float = Field(20, gt=0, description="the meter floor limit")
-    searches_max: int = Field(0, ge=0)
+    """C21a: storage mode keeps the meter quiet and searching nothing."""
+
+    duration_s: Seconds = Field(DAY_S, description="time in storage mode")
+    average_max_ua: float = Field(20, gt=0, description="average current, the meter floor limit")
+    searches_max: int = Field(0, ge=0, description="search bursts allowed")
 
 
 class C21bSearchBackoff(OnceCheck):
-    first_interval_s: Seconds = Field(600)
-    factor: float = Field(2.0, gt=1)
-    cap_s: Seconds = Field(DAY_S)
-    tolerance_fraction: float = Field(0.10, ge=0, lt=1)
+    """C21b: without coverage the module's searches back off 10, 20, 40 min ... up to 24 h."""
+
+    first_interval_s: Seconds = Field(600, description="first interval between searches")
+    factor: float = Field(2.0, gt=1, description="growth of each interval")
+    cap_s: Seconds = Field(DAY_S, description="longest interval")
+    tolerance_fraction: float = Field(0.10, ge=0, lt=1, description="per interval")
     intervals: int = Field(10, ge=2, description="intervals judged (8 doublings then 2 at the cap)")
 
     @model_validator(mode="after")
@@ -425,8 +447,10 @@ class C21bSearchBackoff(OnceCheck):
 
 
 class C22ReportSuccess(LevelCheck):
+    """C22: the share of scheduled reports that arrive."""
+
     severity: Severity = Field("critical", description=SEVERITY)
-    success_min: float = Field(0.99, ge=0, le=1)
+    success_min: float = Field(0.99, ge=0, le=1, description="reports arrived / scheduled")
     reports_per_level: int = Field(300, ge=1, description="reports scheduled at each level")
     reports_min: int = Field(300, ge=1, description="fewer counted: the cell is inconclusive")
     confidence: float = Field(0.95, gt=0, lt=1, description="of the printed interval")
@@ -434,21 +458,27 @@ class C22ReportSuccess(LevelCheck):
 
 
 class B1BatteryLife(LevelCheck):
+    """B1: projected battery life from a day's charge; limits in `battery`."""
+
     severity: Severity = Field("critical", description=SEVERITY)
     record_s: Seconds = Field(DAY_S, description="data-logger record at each level")
-    point_reads_per_month: float = Field(1, ge=0)
-    valve_operations_per_month: float = Field(1, ge=0)
+    point_reads_per_month: float = Field(1, ge=0, description="added at their measured charge")
+    valve_operations_per_month: float = Field(1, ge=0, description="added at their measured charge")
 
 
 class C4Stagger(BehaviourCheck):
+    """C4: report time T = T1 + (n mod 200) x T3 + n2, also after a power cut."""
+
     severity: Severity = Field("critical", description=SEVERITY)
     t1: ClockTime = Field(time(1, 0), description="base report time T1")
     t3_s: Seconds = Field(120, description="slot length T3")
     modulus: int = Field(200, ge=1, description="n1 = meter number mod this")
     n2_max_s: float = Field(60, ge=0, description="n2 = meter number mod 60, in s")
-    wake_allowance_s: float = Field(30, ge=0)
+    wake_allowance_s: float = Field(30, ge=0, description="added to the upper edge of the expected window")
     deadline: ClockTime = Field(time(8, 0), description="previous day's reports complete before this")
-    meter_numbers: list[Annotated[int, Field(ge=0)]] = Field([0, 1, 199, 200, 12345], min_length=1)
+    meter_numbers: list[Annotated[int, Field(ge=0)]] = Field(
+        [0, 1, 199, 200, 12345], min_length=1, description="test numbers, where the meter lets the rig set one"
+    )
     changed_t1: ClockTime = Field(time(0, 30), description="T1 the platform sets mid-check")
     changed_t3_s: Seconds = Field(60, description="T3 the platform sets mid-check")
     power_cut_s: Seconds = Field(60, description="supply cut before the mass re-attach")
@@ -466,18 +496,24 @@ class C4Stagger(BehaviourCheck):
 
 
 class C4fFleet(OnceCheck):
-    fleet_size: int = Field(1_000_000, ge=1)
+    """C4f: C4's measured rule projected over a fleet; uses C4's deadline."""
+
+    fleet_size: int = Field(1_000_000, ge=1, description="meters, numbered consecutively")
     cells: int = Field(1000, ge=1, description="cells the fleet spreads over evenly")
-    peak_per_minute_per_cell_max: float = Field(30, gt=0)
+    peak_per_minute_per_cell_max: float = Field(30, gt=0, description="first attempts per minute per cell")
 
 
 class C6TimeSync(BehaviourCheck):
+    """C6: the meter syncs its clock in every daily report."""
+
     skew_s: float = Field(300, description="clock skew set over maintenance")
-    residual_max_s: float = Field(5, ge=0)
-    days: int = Field(3, ge=1)
+    residual_max_s: float = Field(5, ge=0, description="skew left after each daily report")
+    days: int = Field(3, ge=1, description="days skewed and checked")
 
 
 class C7Retry(BehaviourCheck):
+    """C7: retry after 5 min, then 1 h; after the third failure wait 8 h, reset and re-attach."""
+
     severity: Severity = Field("critical", description=SEVERITY)
     retry_waits_s: list[Seconds] = Field([300, 3600], min_length=1, description="waits before each retry")
     reset_wait_s: Seconds = Field(28800, description="after the last failure: wait, reset, re-attach")
@@ -486,25 +522,33 @@ class C7Retry(BehaviourCheck):
 
 
 class C9CmeError513(BehaviourCheck):
-    waits_s: list[Seconds] = Field([60, 180, 600], min_length=1)
-    tolerance_fraction: float = Field(0.10, ge=0, lt=1)
-    tolerance_s: float = Field(5, ge=0)
+    """C9: on +CME ERROR: 513 retry after 1, 3 and 10 min, then the exception flow."""
+
+    waits_s: list[Seconds] = Field([60, 180, 600], min_length=1, description="wait after each 513")
+    tolerance_fraction: float = Field(0.10, ge=0, lt=1, description="relative part of the tolerance")
+    tolerance_s: float = Field(5, ge=0, description="absolute part of the tolerance")
 
 
 class C10ExceptionFlow(BehaviourCheck):
-    expected_order: list[str] = Field(["AT+NRB", "AT+CFUN=0", "AT+NCSEARFCN"], min_length=1)
+    """C10: the exception flow's command order."""
+
+    expected_order: list[str] = Field(
+        ["AT+NRB", "AT+CFUN=0", "AT+NCSEARFCN"], min_length=1, description="commands in this order"
+    )
     final_steps: list[str] = Field(["power_off", "AT+NRB"], min_length=1, description="any one ends the flow")
     queries_allowed: bool = Field(True, description="read-only commands between steps are fine")
 
 
 class C11CfunBeforePowerOff(OnceCheck):
-    pass
+    """C11: every module power cut the MCU makes comes after AT+CFUN=0."""
 
 
 class C13Logs(OnceCheck):
+    """C13: at least 30 days of logs per internal module, uploadable and downloadable."""
+
     severity: Severity = Field("minor", description=SEVERITY)
-    operation_days: int = Field(31, ge=1)
-    log_days_min: float = Field(30, gt=0)
+    operation_days: int = Field(31, ge=1, description="days run before the logs are read")
+    log_days_min: float = Field(30, gt=0, description="age of the oldest entry")
 
     @model_validator(mode="after")
     def _long_enough(self) -> C13Logs:
@@ -514,39 +558,49 @@ class C13Logs(OnceCheck):
 
 
 class C14Upgrades(OnceCheck):
+    """C14: signed SOTA applied, bad images refused; FOTA and near-end upgrades work."""
+
     severity: Severity = Field("critical", description=SEVERITY)
     bad_images: list[Literal["unsigned", "wrong_signature", "truncated"]] = Field(
-        ["unsigned", "wrong_signature", "truncated"]
+        ["unsigned", "wrong_signature", "truncated"], description="images that must be refused"
     )
-    sota: bool = True
-    fota: bool = True
-    near_end: bool = True
+    sota: bool = Field(True, description="MCU image from the platform")
+    fota: bool = Field(True, description="module image")
+    near_end: bool = Field(True, description="image over the maintenance port")
 
 
 class C15Maintenance(OnceCheck):
+    """C15: near-end tool behind a password, with a lock-out."""
+
     severity: Severity = Field("critical", description=SEVERITY)
-    lockout_tries: int = Field(5, ge=1)
-    lockout_s: Seconds = Field(600)
+    lockout_tries: int = Field(5, ge=1, description="wrong passwords before the lock-out")
+    lockout_s: Seconds = Field(600, description="lock-out length")
 
 
 class C16PeriodicReport(BehaviourCheck):
+    """C16: reports on schedule, with the right content and sizes (see business_model)."""
+
     schedules: list[Literal["household", "leak", "large_meter", "large_meter_intensive"]] = Field(
-        ["household", "leak", "large_meter", "large_meter_intensive"], min_length=1
+        ["household", "leak", "large_meter", "large_meter_intensive"], min_length=1, description="run these"
     )
-    days_per_schedule: int = Field(2, ge=1)
+    days_per_schedule: int = Field(2, ge=1, description="days observed per schedule")
     supply_voltage_v: float = Field(3.5, gt=0, description="set on the supply, read back in the report")
-    voltage_tolerance_v: float = Field(0.05, ge=0)
+    voltage_tolerance_v: float = Field(0.05, ge=0, description="reported vs set voltage")
 
 
 Alarm = Literal["over_flow", "low_battery", "reverse_flow", "magnetic", "separation"]
 
 
 class C17Alarms(BehaviourCheck):
-    immediate_alarms: list[Alarm] = Field(["magnetic", "separation"])
-    deferred_alarms: list[Alarm] = Field(["over_flow", "low_battery", "reverse_flow"])
-    triggers_per_day: int = Field(3, ge=1)
-    immediate_within_s: Seconds = Field(300)
-    immediate_per_day_max: int = Field(1, ge=1)
+    """C17: magnetic and separation alarms at once (once a day); the others in the next report."""
+
+    immediate_alarms: list[Alarm] = Field(["magnetic", "separation"], description="sent at once")
+    deferred_alarms: list[Alarm] = Field(
+        ["over_flow", "low_battery", "reverse_flow"], description="only in the next periodic report"
+    )
+    triggers_per_day: int = Field(3, ge=1, description="stimuli per alarm per day")
+    immediate_within_s: Seconds = Field(300, description="stimulus to alarm at the platform")
+    immediate_per_day_max: int = Field(1, ge=1, description="immediate messages per alarm per day")
 
     @model_validator(mode="after")
     def _disjoint(self) -> C17Alarms:
@@ -556,20 +610,27 @@ class C17Alarms(BehaviourCheck):
 
 
 class C18PointRead(BehaviourCheck):
-    response_max_s: Seconds = Field(DAY_S)
+    """C18: a point read queued while the meter sleeps is answered."""
+
+    response_max_s: Seconds = Field(DAY_S, description="queue to answer")
 
 
 class AnswerLimit(StrictModel):
-    within_s: Seconds
-    fraction_min: float = Field(ge=0, le=1)
+    """At least `fraction_min` of the writes answered within `within_s`."""
+
+    within_s: Seconds = Field(description="queue to answer")
+    fraction_min: float = Field(ge=0, le=1, description="share answered in time")
 
 
 class C19Configuration(BehaviourCheck):
-    writes: int = Field(1000, ge=1)
+    """C19: configuration writes and queries answered and applied."""
+
+    writes: int = Field(1000, ge=1, description="writes and queries queued")
     days: int = Field(30, ge=1, description="writes spread at random over these days")
     answer_limits: list[AnswerLimit] = Field(
         [AnswerLimit(within_s=DAY_S, fraction_min=0.999), AnswerLimit(within_s=2 * DAY_S, fraction_min=1.0)],
         min_length=1,
+        description="rising in both within_s and fraction_min",
     )
     daily_terminal_fraction_max: float = Field(0.02, gt=0, le=1, description="fleet share configured a day")
 
@@ -582,40 +643,47 @@ class C19Configuration(BehaviourCheck):
 
 
 class C20Valve(BehaviourCheck):
-    operations: list[Literal["open", "close"]] = Field(["open", "close"], min_length=1)
-    response_max_s: Seconds = Field(DAY_S)
+    """C20: remote open/close, executed where the device profile allows it, refused elsewhere."""
+
+    operations: list[Literal["open", "close"]] = Field(["open", "close"], min_length=1, description="sent")
+    response_max_s: Seconds = Field(DAY_S, description="queue to answer")
+
+
+def _check(model: type[Check]) -> Any:
+    """A `checks` entry: defaults from the model, its docstring as the description."""
+    return Field(default_factory=model, description=model.__doc__)
 
 
 class Checks(StrictModel):
     """One entry per check id of PROCEDURES.md's table."""
 
-    C1: C1Firmware = Field(default_factory=C1Firmware)
-    C2a: C2aReselection = Field(default_factory=C2aReselection)
-    C2b: C2bNotLocked = Field(default_factory=C2bNotLocked)
-    C2c: C2cSwitch = Field(default_factory=C2cSwitch)
-    C3: C3ReleaseAssist = Field(default_factory=C3ReleaseAssist)
-    C5: C5Psm = Field(default_factory=C5Psm)
-    C8: C8AttachGuard = Field(default_factory=C8AttachGuard)
-    C12: C12NetworkQuality = Field(default_factory=C12NetworkQuality)
-    C21a: C21aStorage = Field(default_factory=C21aStorage)
-    C21b: C21bSearchBackoff = Field(default_factory=C21bSearchBackoff)
-    C22: C22ReportSuccess = Field(default_factory=C22ReportSuccess)
-    B1: B1BatteryLife = Field(default_factory=B1BatteryLife)
-    C4: C4Stagger = Field(default_factory=C4Stagger)
-    C4f: C4fFleet = Field(default_factory=C4fFleet)
-    C6: C6TimeSync = Field(default_factory=C6TimeSync)
-    C7: C7Retry = Field(default_factory=C7Retry)
-    C9: C9CmeError513 = Field(default_factory=C9CmeError513)
-    C10: C10ExceptionFlow = Field(default_factory=C10ExceptionFlow)
-    C11: C11CfunBeforePowerOff = Field(default_factory=C11CfunBeforePowerOff)
-    C13: C13Logs = Field(default_factory=C13Logs)
-    C14: C14Upgrades = Field(default_factory=C14Upgrades)
-    C15: C15Maintenance = Field(default_factory=C15Maintenance)
-    C16: C16PeriodicReport = Field(default_factory=C16PeriodicReport)
-    C17: C17Alarms = Field(default_factory=C17Alarms)
-    C18: C18PointRead = Field(default_factory=C18PointRead)
-    C19: C19Configuration = Field(default_factory=C19Configuration)
-    C20: C20Valve = Field(default_factory=C20Valve)
+    C1: C1Firmware = _check(C1Firmware)
+    C2a: C2aReselection = _check(C2aReselection)
+    C2b: C2bNotLocked = _check(C2bNotLocked)
+    C2c: C2cSwitch = _check(C2cSwitch)
+    C3: C3ReleaseAssist = _check(C3ReleaseAssist)
+    C5: C5Psm = _check(C5Psm)
+    C8: C8AttachGuard = _check(C8AttachGuard)
+    C12: C12NetworkQuality = _check(C12NetworkQuality)
+    C21a: C21aStorage = _check(C21aStorage)
+    C21b: C21bSearchBackoff = _check(C21bSearchBackoff)
+    C22: C22ReportSuccess = _check(C22ReportSuccess)
+    B1: B1BatteryLife = _check(B1BatteryLife)
+    C4: C4Stagger = _check(C4Stagger)
+    C4f: C4fFleet = _check(C4fFleet)
+    C6: C6TimeSync = _check(C6TimeSync)
+    C7: C7Retry = _check(C7Retry)
+    C9: C9CmeError513 = _check(C9CmeError513)
+    C10: C10ExceptionFlow = _check(C10ExceptionFlow)
+    C11: C11CfunBeforePowerOff = _check(C11CfunBeforePowerOff)
+    C13: C13Logs = _check(C13Logs)
+    C14: C14Upgrades = _check(C14Upgrades)
+    C15: C15Maintenance = _check(C15Maintenance)
+    C16: C16PeriodicReport = _check(C16PeriodicReport)
+    C17: C17Alarms = _check(C17Alarms)
+    C18: C18PointRead = _check(C18PointRead)
+    C19: C19Configuration = _check(C19Configuration)
+    C20: C20Valve = _check(C20Valve)
 
 
 # --- the plan -------------------------------------------------------------------------------------------
@@ -624,21 +692,21 @@ class Checks(StrictModel):
 class PlanProfile(StrictModel):
     """A certification plan: which levels, which checks, and every limit they judge against."""
 
-    name: str
-    version: Text = "1"
-    description: str = ""
+    name: str = Field(description="the plan's name, printed in every report")
+    version: Text = Field("1", description="the plan's own version")
+    description: str = Field("", description="what the plan is for")
     operator: str = Field("", description="whose allow-lists and limits these are")
-    time: TimeSettings = Field(default_factory=TimeSettings)
+    time: TimeSettings = Field(default_factory=TimeSettings, description="start and calendar of virtual time")
     levels: list[Level] = Field(list(LEVELS), min_length=1, description="levels `all` checks run at")
     behaviour_level: Level = Field("CE1", validate_default=True, description="the level `one` checks run at")
-    coverage: CoverageSettings = Field(default_factory=CoverageSettings)
+    coverage: CoverageSettings = Field(default_factory=CoverageSettings, description="setting coverage levels")
     installation_presets_db: dict[str, InstallationPreset] = Field(
         default_factory=default_installation_presets, description="table 4-5, worst case applied"
     )
-    business_model: BusinessModel = Field(default_factory=BusinessModel)
-    power_references: PowerReferences = Field(default_factory=PowerReferences)
-    battery: Battery = Field(default_factory=Battery)
-    checks: Checks = Field(default_factory=Checks)
+    business_model: BusinessModel = Field(default_factory=BusinessModel, description="4.1 schedules, sizes")
+    power_references: PowerReferences = Field(default_factory=PowerReferences, description="4.2.2 lab figures")
+    battery: Battery = Field(default_factory=Battery, description="B1's battery and life target")
+    checks: Checks = Field(default_factory=Checks, description="one entry per check id")
 
     @field_validator("levels")
     @classmethod

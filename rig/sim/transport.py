@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK = 65536
 FREE_RUNNING_OUTBOX_LIMIT = 1 << 20
+QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 
 
 class LineSession(Protocol):
@@ -59,6 +60,9 @@ class Connection:
         if not data:
             self.close()
             return
+        if QUICKACK is not None:
+            # ACK at once: a client's next small write (Nagle) must not wait for our delayed ACK
+            self.sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
         self.inbox += data
         while (end := self.inbox.find(b"\n")) >= 0:
             raw = bytes(self.inbox[:end])
