@@ -73,15 +73,14 @@ def certify(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sim"]:
+        from rig.sim.__main__ import main as sim_main
+
+        return sim_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m rig", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     _certify_parser(subparsers)
-    sim = subparsers.add_parser("sim", help="start the twin on its own and print every endpoint",
-                                add_help=False)
-    sim.add_argument("sim_args", nargs=argparse.REMAINDER)
+    subparsers.add_parser("sim", help="start the twin on its own and print every endpoint (see `sim --help`)")
     args = parser.parse_args(argv)
-    if args.command == "certify":
-        return certify(args)
-    from rig.sim.__main__ import main as sim_main
-
-    return sim_main(args.sim_args)
+    return certify(args)

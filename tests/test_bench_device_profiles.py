@@ -123,7 +123,11 @@ BENCH_REFUSALS = {
     ),
     "channel-out-of-range": (
         HARDWARE_BENCH.replace("serving: 2,", "serving: 5,"),
-        ["instruments.attenuator", "channels.serving must be 1..4"],
+        ["field 'instruments.attenuator.channels.serving'", "less than or equal to 4"],
+    ),
+    "two-paths-on-one-channel": (
+        HARDWARE_BENCH.replace("serving: 2,", "serving: 1,"),
+        ["field 'instruments.attenuator.channels'", "both use attenuator channel 1"],
     ),
     "path-loss-wrong-type": (
         HARDWARE_BENCH.replace("1: 31.5", "1: high"),
@@ -236,7 +240,7 @@ def test_top_level_list_is_refused(tmp_path: Path, model: type) -> None:
 
 @pytest.mark.parametrize("model", [BenchProfile, DeviceProfile], ids=["bench", "device"])
 def test_empty_file_is_refused(tmp_path: Path, model: type) -> None:
-    assert "expected a mapping" in refusal(write(tmp_path, ""), model)
+    assert "the file is empty" in refusal(write(tmp_path, ""), model)
 
 
 def test_missing_file_is_refused(tmp_path: Path) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from rig.profiles.loader import StrictModel
 
 ATTENUATION_MAX_DB = 95.0
 ATTENUATION_STEP_DB = 0.25
+
+AttenuatorChannel = Annotated[int, Field(ge=1, le=4)]
 
 
 class TwinSettings(StrictModel):
@@ -22,27 +25,39 @@ class TwinSettings(StrictModel):
     start: str = Field("2026-01-05T00:00:00+08:00", description="virtual time at which the twin starts")
     control_timeout_s: float = Field(30.0, gt=0, description="wall-clock limit of one control call")
 
+    @field_validator("start")
+    @classmethod
+    def _start_is_iso_8601(cls, value: str) -> str:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"expected an ISO 8601 time such as 2026-01-05T00:00:00+08:00, got {value!r}") from None
+        return value
+
 
 class AttenuatorSettings(StrictModel):
     """A programmable RF attenuator (Mini-Circuits RCDAT/RC4DAT command set)."""
 
     driver: Literal["rc4dat"] = "rc4dat"
     resource: str = Field(description="VISA resource, or `twin:attenuator` on the simulated bench")
-    channels: dict[Literal["serving", "second_cell", "interferer", "spare"], int] = Field(
+    channels: dict[Literal["serving", "second_cell", "interferer", "spare"], AttenuatorChannel] = Field(
         default_factory=lambda: {"serving": 1, "second_cell": 2, "interferer": 3, "spare": 4},
         description="which attenuator channel feeds which RF path",
     )
-    path_loss_db: dict[int, float] = Field(
+    path_loss_db: dict[AttenuatorChannel, float] = Field(
         default_factory=dict,
         description="calibration: loss from the cell's port to the device antenna per channel, dB",
     )
 
-    @model_validator(mode="after")
-    def _channels_in_range(self) -> AttenuatorSettings:
-        for role, channel in self.channels.items():
-            if not 1 <= channel <= 4:
-                raise ValueError(f"channels.{role} must be 1..4, got {channel}")
-        return self
+    @field_validator("channels")
+    @classmethod
+    def _one_path_per_channel(cls, channels: dict[str, int]) -> dict[str, int]:
+        seen: dict[int, str] = {}
+        for role, channel in channels.items():
+            if channel in seen:
+                raise ValueError(f"'{seen[channel]}' and '{role}' both use attenuator channel {channel}")
+            seen[channel] = role
+        return channels
 
 
 class SupplySettings(StrictModel):
@@ -54,6 +69,12 @@ class SupplySettings(StrictModel):
     module_rail_channel: int | None = Field(None, ge=1, le=4, description="output in series with the module")
     voltage_v: float = Field(3.6, gt=0, le=20, description="nominal battery voltage")
     current_limit_a: float = Field(0.5, gt=0, le=3, description="current limit of the supply output")
+
+    @model_validator(mode="after")
+    def _module_rail_is_another_output(self) -> SupplySettings:
+        if self.module_rail_channel == self.channel:
+            raise ValueError(f"module_rail_channel must differ from channel ({self.channel})")
+        return self
 
 
 class SafeState(StrictModel):

@@ -52,11 +52,27 @@ def describe_validation_error(error: ValidationError) -> list[str]:
         elif kind == "missing":
             message = "required field is missing"
         else:
-            message = item["msg"]
+            context_error = item.get("ctx", {}).get("error")
+            message = str(context_error) if context_error is not None else item["msg"]
             if "input" in item and not isinstance(item["input"], dict | list):
                 message += f" (got: {item['input']!r})"
         problems.append(f"field '{where}': {message}")
     return problems
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def read_yaml(path: Path | str) -> object:
@@ -69,7 +85,7 @@ def read_yaml(path: Path | str) -> object:
     except OSError as error:
         raise ProfileError(path, [f"cannot be read: {error.strerror}"]) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -80,6 +96,8 @@ def read_yaml(path: Path | str) -> object:
 def load_model(path: Path | str, model: type[ModelT]) -> ModelT:
     """Read `path` and validate it as `model`, or raise ProfileError naming every bad field."""
     data = read_yaml(path)
+    if data is None:
+        raise ProfileError(path, ["the file is empty"])
     if not isinstance(data, dict):
         raise ProfileError(path, [f"expected a mapping of keys at the top level, got {type(data).__name__}"])
     try:

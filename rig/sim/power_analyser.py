@@ -43,6 +43,7 @@ class Acquisition:
     points: int
     interval_s: float
     offset_points: int
+    noise_key: int = 0  # seeds the samples' noise: every fetch of one acquisition returns the same data
     triggered_s: float | None = None
 
     @property
@@ -59,6 +60,7 @@ class Acquisition:
 class DataLog:
     period_s: float
     duration_s: float
+    noise_key: int = 0  # one draw per period and block, shared by mean/min/max (min <= mean <= max)
     started_s: float | None = None
 
     @property
@@ -137,9 +139,12 @@ class PowerAnalyserModel(ScpiInstrument):
         dtype = ">f4" if self.big_endian else "<f4"
         return definite_block(values.astype(dtype).tobytes())
 
-    def _noisy(self, values: np.ndarray) -> np.ndarray:
+    def _noisy(self, values: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         sigma = NOISE_FLOOR_A + NOISE_GAIN * np.abs(values)
-        return values + self.world.rng.normal(0.0, 1.0, values.shape) * sigma
+        return values + (rng or self.world.rng).normal(0.0, 1.0, values.shape) * sigma
+
+    def _noise_key(self) -> int:
+        return int(self.world.rng.integers(1 << 62))
 
     def _timeline(self, number: int) -> CurrentTimeline:
         timeline = self.timelines.get(number)
@@ -289,7 +294,7 @@ class PowerAnalyserModel(ScpiInstrument):
         for n in self._channel_numbers(args):
             channel = self.channels[n]
             channel.acquisition = Acquisition(
-                channel.sweep_points, channel.sweep_interval_s, channel.sweep_offset_points
+                channel.sweep_points, channel.sweep_interval_s, channel.sweep_offset_points, self._noise_key()
             )
             if channel.trigger_source == "IMM":
                 self._trigger([n])
@@ -334,7 +339,7 @@ class PowerAnalyserModel(ScpiInstrument):
         means = self._timeline(number_).mean_over(
             acquisition.first_sample_s, acquisition.interval_s, acquisition.points
         )
-        return self._noisy(means)
+        return self._noisy(means, np.random.default_rng(acquisition.noise_key))
 
     def _fetch_array(self, args: list[str]) -> str | bytes:
         numbers = self._channel_numbers(args)
@@ -402,7 +407,7 @@ class PowerAnalyserModel(ScpiInstrument):
             channel = self.channels[n]
             if channel.dlog_duration_s / channel.dlog_period_s > 2e9:
                 raise ScpiError(-221, "Settings conflict; too many logging periods")
-            channel.dlog = DataLog(channel.dlog_period_s, channel.dlog_duration_s)
+            channel.dlog = DataLog(channel.dlog_period_s, channel.dlog_duration_s, self._noise_key())
             if channel.dlog_trigger_source == "IMM":
                 self._start_dlog(n)
         self._retain_history()
@@ -447,7 +452,7 @@ class PowerAnalyserModel(ScpiInstrument):
         else:
             lowest, highest = timeline.extremes_over(start, dlog.period_s, count)
             values_a = lowest if statistic == "min" else highest
-        return self._array_reply(self._noisy(values_a))
+        return self._array_reply(self._noisy(values_a, np.random.default_rng([dlog.noise_key, first, count])))
 
     def _retain_history(self) -> None:
         """History older than every acquisition and data log still open can be forgotten."""
