@@ -69,8 +69,9 @@ class TwinProcess:
 class Bench:
     """The instruments of one bench profile, their shared clock, and their safe state."""
 
-    def __init__(self, profile: BenchProfile, profile_path: Path | None = None, seed: int | None = None,
-                 start: str | None = None):
+    def __init__(
+        self, profile: BenchProfile, profile_path: Path | None = None, seed: int | None = None, start: str | None = None
+    ):
         self.profile = profile
         self.profile_path = profile_path
         self.seed = seed
@@ -163,9 +164,8 @@ class Bench:
                 except Exception:  # noqa: BLE001
                     log.debug("closing an instrument failed", exc_info=True)
         self.attenuator = self.supply = None
-        if self._resource_manager is not None:
-            self._resource_manager.close()
-            self._resource_manager = None
+        # the resource manager is shared by every bench of the process: closing the sessions is enough
+        self._resource_manager = None
         if self.twin_link is not None:
             try:
                 if isinstance(self.clock, VirtualClock):

@@ -56,13 +56,15 @@ def certify(args: argparse.Namespace) -> int:
     pytest_args = [
         str(ROOT / "suites"),
         f"--rootdir={ROOT}",
-        "-p", "no:cacheprovider",
+        "-p",
+        "no:cacheprovider",
         f"--bench={args.bench}",
         f"--device={args.device}",
         f"--plan={args.plan}",
         f"--alluredir={run / 'allure-results'}",
         f"--junitxml={run / 'junit.xml'}",
-        "-o", "testpaths=suites",
+        "-o",
+        "testpaths=suites",
         *([f"--seed={args.seed}"] if args.seed is not None else []),
         *args.pytest_args,
     ]

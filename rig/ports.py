@@ -51,8 +51,9 @@ class LineAssembler:
 class SerialLinePort:
     """A serial port (a pty path, /dev/ttyUSB0, COM3, rfc2217://, socket://) read as stamped lines."""
 
-    def __init__(self, name: str, url: str, clock: Clock, baudrate: int = 9600,
-                 sink: Callable[[StampedLine], None] | None = None):
+    def __init__(
+        self, name: str, url: str, clock: Clock, baudrate: int = 9600, sink: Callable[[StampedLine], None] | None = None
+    ):
         self.name = name
         self.clock = clock
         self.lines: deque[StampedLine] = deque()

@@ -34,11 +34,12 @@ def sim_bench(sim_bench_path: Path) -> Iterator[Bench]:
 
 
 @pytest.fixture(scope="module")
-def sim_visa() -> Iterator[pyvisa.ResourceManager]:
-    """A pyvisa-py resource manager for talking to the twin's instruments directly."""
-    manager = pyvisa.ResourceManager("@py")
-    yield manager
-    manager.close()
+def sim_visa() -> pyvisa.ResourceManager:
+    """pyvisa-py's resource manager for talking to the twin's instruments directly.
+
+    Never closed here: it is shared by everything in the process that uses `@py`, benches included.
+    """
+    return pyvisa.ResourceManager("@py")
 
 
 def open_raw(manager: pyvisa.ResourceManager, resource: str, termination: str):

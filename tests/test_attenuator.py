@@ -109,8 +109,14 @@ def test_above_range_answers_2_and_clamps_to_95(sim_raw_attenuator):
 
 @pytest.mark.parametrize(
     "command",
-    [":SETATT=-1", ":CHAN:2:SETATT=-0.25", ":CHAN:5:SETATT=10", ":CHAN:0:SETATT=10", ":CHAN:1:5:SETATT:10",
-     ":SETATT=ten"],
+    [
+        ":SETATT=-1",
+        ":CHAN:2:SETATT=-0.25",
+        ":CHAN:5:SETATT=10",
+        ":CHAN:0:SETATT=10",
+        ":CHAN:1:5:SETATT:10",
+        ":SETATT=ten",
+    ],
 )
 def test_refused_set_answers_0_and_changes_nothing(sim_raw_attenuator, command):
     set_raw(sim_raw_attenuator, 1, 2, 3, 4)
@@ -159,8 +165,7 @@ def test_driver_refuses_a_bad_value_before_sending_anything(sim_bench, sim_raw_a
 
 
 @pytest.mark.parametrize("channel", [0, 5, -1, "1"], ids=repr)
-def test_driver_refuses_a_channel_that_does_not_exist_before_sending_anything(sim_bench, sim_raw_attenuator,
-                                                                              channel):
+def test_driver_refuses_a_channel_that_does_not_exist_before_sending_anything(sim_bench, sim_raw_attenuator, channel):
     set_raw(sim_raw_attenuator, 1, 2, 3, 4)
     counting = CountingTransport(sim_bench.attenuator.transport)
     driver = Rc4datAttenuator(counting)
@@ -179,8 +184,9 @@ def test_check_attenuation_accepts_the_whole_range_on_the_step():
     assert check_attenuation(30.75) == 30.75
 
 
-@pytest.mark.parametrize(("reply", "meaning"), [("0", "failed"), ("2", "above range"), ("", "unexpected"),
-                                                ("Invalid Command", "unexpected")])
+@pytest.mark.parametrize(
+    ("reply", "meaning"), [("0", "failed"), ("2", "above range"), ("", "unexpected"), ("Invalid Command", "unexpected")]
+)
 def test_a_set_reply_other_than_1_raises_instrument_error_naming_the_command(reply, meaning):
     script = ScriptedTransport({":CHAN:1:SETATT=10": reply, ":SETATT=10": reply})
     driver = Rc4datAttenuator(script)
@@ -192,8 +198,9 @@ def test_a_set_reply_other_than_1_raises_instrument_error_naming_the_command(rep
 
 
 def test_a_read_back_that_differs_raises_instrument_error_naming_the_command():
-    script = ScriptedTransport({":CHAN:1:SETATT=10": "1", ":CHAN:1:ATT?": "9.75",
-                                ":SETATT=10": "1", ":ATT?": "10  10  9.75  10"})
+    script = ScriptedTransport(
+        {":CHAN:1:SETATT=10": "1", ":CHAN:1:ATT?": "9.75", ":SETATT=10": "1", ":ATT?": "10  10  9.75  10"}
+    )
     driver = Rc4datAttenuator(script)
     with pytest.raises(InstrumentError, match=r":CHAN:1:SETATT=10 read back 9\.75"):
         driver.set_attenuation(1, 10)

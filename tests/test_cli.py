@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyvisa
 import pytest
+import pyvisa
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,9 +41,7 @@ def test_rig_sim_prints_endpoints_that_pyvisa_can_talk_to() -> None:
         assert "127.0.0.1" in resources["supply"]
         manager = pyvisa.ResourceManager("@py")
         supply = manager.open_resource(resources["supply"], read_termination="\n", write_termination="\n")
-        attenuator = manager.open_resource(
-            resources["attenuator"], read_termination="\r\n", write_termination="\r\n"
-        )
+        attenuator = manager.open_resource(resources["attenuator"], read_termination="\r\n", write_termination="\r\n")
         assert supply.query("*IDN?").startswith("Keysight Technologies,N6705C,")
         assert attenuator.query(":MN?") == "MN=RC4DAT-6G-95"
         assert attenuator.query(":CHAN:3:SETATT=12.5") == "1"

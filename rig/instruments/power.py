@@ -129,7 +129,9 @@ class N6705CPowerAnalyser:
             "FORM REAL",
             "FORM:BORD NORM",
         )
-        actual_interval_s = float(self.transport.query(f"SENS:SWE:TINT? {self.at}"))
+        # the reply has 7 significant digits; the interval is a whole multiple of the base interval
+        reply_s = float(self.transport.query(f"SENS:SWE:TINT? {self.at}"))
+        actual_interval_s = round(reply_s / TINT_BASE_S) * TINT_BASE_S
         triggered_s = self.clock.now()
         self.configure(f"INIT:ACQ {self.at}")
         duration_s = points * actual_interval_s
@@ -158,8 +160,9 @@ class N6705CPowerAnalyser:
         self.configure(f'INIT:DLOG "internal:\\rig.dlog",{self.at}')
         return started_s
 
-    def data_log(self, period_s: float, duration_s: float, chunk_periods: int = DLOG_CHUNK_PERIODS
-                 ) -> Iterator[DataLogChunk]:
+    def data_log(
+        self, period_s: float, duration_s: float, chunk_periods: int = DLOG_CHUNK_PERIODS
+    ) -> Iterator[DataLogChunk]:
         """Log for `duration_s` and yield the record chunk by chunk as the periods complete.
 
         Memory stays bounded by `chunk_periods` whatever the duration: the caller streams.

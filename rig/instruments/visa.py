@@ -15,7 +15,7 @@ from typing import TypeVar
 import numpy as np
 import pyvisa
 from pyvisa import constants
-from pyvisa.errors import VisaIOError
+from pyvisa.errors import InvalidSession, VisaIOError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from rig.errors import InstrumentLost
@@ -23,7 +23,8 @@ from rig.errors import InstrumentLost
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-TRANSPORT_FAULTS = (VisaIOError, ConnectionError, OSError, EOFError)
+# InvalidSession: the session was closed under us (a failed reopen, or the resource manager closed)
+TRANSPORT_FAULTS = (VisaIOError, InvalidSession, ConnectionError, OSError, EOFError)
 
 
 class VisaTransport:
@@ -45,15 +46,21 @@ class VisaTransport:
         self.timeout_ms = timeout_ms
         self.attempts = attempts
         self._session = None
+        self._interrupted = False
         self._session = self._retrying("open", self._open)
 
     def _open(self):
-        session = self.resource_manager.open_resource(
-            self.resource,
-            read_termination=self.termination,
-            write_termination=self.termination,
-            timeout=self.timeout_ms,
-        )
+        try:
+            session = self.resource_manager.open_resource(
+                self.resource,
+                read_termination=self.termination,
+                write_termination=self.termination,
+                timeout=self.timeout_ms,
+            )
+        except TRANSPORT_FAULTS:
+            raise
+        except Exception as error:  # pyvisa-py raises a bare Exception("could not connect: ...")
+            raise ConnectionError(f"cannot open {self.resource}: {error}") from error
         session.chunk_size = 1 << 20
         if self.resource.upper().startswith("TCPIP"):
             # a write followed by a query may wait for a delayed ACK (Nagle); pyvisa-py 0.8 cannot set it
@@ -71,8 +78,15 @@ class VisaTransport:
 
     def _retrying(self, command: str, action: Callable[[], T]) -> T:
         def attempt() -> T:
+            if self._interrupted:
+                # an exchange was cut off (Ctrl-C mid-query): its late reply must not answer this command
+                self._reopen()
+                self._interrupted = False
             try:
-                return action()
+                self._interrupted = True
+                result = action()
+                self._interrupted = False
+                return result
             except TRANSPORT_FAULTS:
                 log.warning("%s: transport fault during %r, reconnecting", self.name, command)
                 with contextlib.suppress(*TRANSPORT_FAULTS):
@@ -102,12 +116,13 @@ class VisaTransport:
 
     def query_float32_block(self, command: str, big_endian: bool = True) -> np.ndarray:
         """A definite-length binary block of float32 (IEEE 488.2)."""
-        return self._retrying(
+        values = self._retrying(
             command,
             lambda: self._session.query_binary_values(
                 command, datatype="f", is_big_endian=big_endian, container=np.array
             ),
         )
+        return values.astype(np.float32)  # native byte order, whatever the wire's
 
     def close(self) -> None:
         if self._session is not None:

@@ -51,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if bench.twin is None:
-        print(f"error: bench profile {args.bench} has no 'twin' section: it is not a simulated bench",
-              file=sys.stderr)
+        print(f"error: bench profile {args.bench} has no 'twin' section: it is not a simulated bench", file=sys.stderr)
         return 2
     seed = bench.twin.seed if args.seed is None else args.seed
     start_s = parse_instant(args.start or bench.twin.start)

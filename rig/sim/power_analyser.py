@@ -192,8 +192,10 @@ class PowerAnalyserModel(ScpiInstrument):
         c("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]?", self._query("voltage_v", lambda v: f"{v:+.6E}"))
         c("[SOURce:]CURRent:LIMit[:POSitive][:IMMediate][:AMPLitude]", self._setting("current_limit_a", self._amps))
         c("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", self._setting("current_limit_a", self._amps))
-        c("[SOURce:]CURRent:LIMit[:POSitive][:IMMediate][:AMPLitude]?",
-          self._query("current_limit_a", lambda v: f"{v:+.6E}"))
+        c(
+            "[SOURce:]CURRent:LIMit[:POSitive][:IMMediate][:AMPLitude]?",
+            self._query("current_limit_a", lambda v: f"{v:+.6E}"),
+        )
         c("OUTPut[:STATe]", self._set_output)
         c("OUTPut[:STATe]?", self._query("on", lambda v: "1" if v else "0"))
         c("[SOURce:]EMULation", lambda args: None)

@@ -85,9 +85,7 @@ class Twin:
         control = self.servers["control"]
         return {
             "control": f"{control.host}:{control.port}",
-            "instruments": {
-                name: server.visa_resource() for name, server in self.servers.items() if name != "control"
-            },
+            "instruments": {name: server.visa_resource() for name, server in self.servers.items() if name != "control"},
             "serial": {name: channel.path for name, channel in self.channels.items()},
             "seed": self.world.seed,
             "start": self.world.start_s,
