@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
 from rig.twinlink import TwinLink
+
+log = logging.getLogger(__name__)
 
 
 class CountedChannel(Protocol):
@@ -38,9 +42,38 @@ class Clock(Protocol):
 
     def wait_until(self, predicate: Callable[[], object], timeout_s: float, poll_s: float = 0.5) -> bool: ...
 
+    def call_at(self, time_s: float, callback: Callable[[], None]) -> None: ...
+
 
 class WallClock:
-    """Real time, for benches of real instruments."""
+    """Real time, for benches of real instruments; `call_at` callbacks run on a timer thread."""
+
+    def __init__(self) -> None:
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._sequence = itertools.count()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def call_at(self, time_s: float, callback: Callable[[], None]) -> None:
+        """Run `callback` at wall time `time_s` (on the clock's timer thread)."""
+        with self._changed:
+            heapq.heappush(self._timers, (time_s, next(self._sequence), callback))
+            self._changed.notify()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run_timers, name="wall-clock-timers", daemon=True)
+                self._thread.start()
+
+    def _run_timers(self) -> None:
+        while True:
+            with self._changed:
+                while not self._timers or self._timers[0][0] > time.time():
+                    delay = self._timers[0][0] - time.time() if self._timers else None
+                    self._changed.wait(delay)
+                _, _, callback = heapq.heappop(self._timers)
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - a failing callback must not stop the other timers
+                log.exception("timer callback failed")
 
     def now(self) -> float:
         return time.time()

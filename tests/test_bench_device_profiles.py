@@ -51,7 +51,7 @@ parts:
   stimulus: true
 failure_detection_max_s: 90
 sim:
-  module_psm_ua: 3
+  module: {psm_current_ua: 12}
 """
 
 
@@ -98,7 +98,8 @@ def test_device_profile_loads_with_defaults(tmp_path: Path) -> None:
     assert (device.kind, device.identity.vendor, device.identity.serial) == ("meter", "Rig", "")
     assert device.parts.monitor and device.parts.module_rail and not DeviceProfile.model_fields["parts"].is_required()
     assert device.failure_detection_max_s == 90
-    assert device.sim == {"module_psm_ua": 3}
+    assert device.sim.module.psm_current_ua == 12
+    assert device.sim.meter.release_assistance is True
 
 
 def test_device_failure_detection_defaults_to_120_s(tmp_path: Path) -> None:
@@ -210,7 +211,7 @@ DEVICE_REFUSALS = {
     "part-wrong-type": (METER.replace("stimulus: true", "stimulus: maybe"), ["field 'parts.stimulus'", "boolean"]),
     "part-misspelt": (METER.replace("stimulus: true", "stimulis: true"), ["field 'parts.stimulis'", "unknown"]),
     "sim-not-a-mapping": (
-        METER.replace("sim:\n  module_psm_ua: 3\n", "sim: [psm]\n"),
+        METER.replace("sim:\n  module: {psm_current_ua: 12}\n", "sim: [psm]\n"),
         ["field 'sim'", "dictionary"],
     ),
 }

@@ -15,8 +15,46 @@ ATTENUATION_STEP_DB = 0.25
 AttenuatorChannel = Annotated[int, Field(ge=1, le=4)]
 
 
+class CellSettings(StrictModel):
+    """One cell of the simulated network (a callbox cell on hardware)."""
+
+    earfcn: int = Field(ge=0, le=262143)
+    pci: int = Field(ge=0, le=503)
+    cell_id: int = Field(ge=0, le=268435455)
+    tac: int = Field(1, ge=0, le=65535)
+    band: int = Field(8, ge=1)
+    rs_power_dbm: float = Field(-60.0, ge=-140, le=0, description="reference-signal power per RE at the bench port")
+    attenuator_channel: AttenuatorChannel
+    on: bool = True
+
+
+class InterfererSettings(StrictModel):
+    """An AWGN source on its own attenuator path: what brings SINR into the CE1/CE2 windows."""
+
+    power_dbm: float = Field(-70.0, description="noise power per 15 kHz RE at the bench port")
+    attenuator_channel: AttenuatorChannel = 3
+
+
+class NetworkSettings(StrictModel):
+    """What the simulated network grants (a check whose precondition is not granted is skipped)."""
+
+    inactivity_timer_s: float = Field(20.0, gt=0, description="RRC release after this much silence (seed 20 s)")
+    grants_psm: bool = True
+    honours_release_assistance: bool = True
+    broadcasts_neighbours: bool = True
+    reselection_threshold_db: float = Field(4.0, ge=0, description="a neighbour must be this much stronger")
+
+
+def _default_cells() -> list[CellSettings]:
+    return [
+        CellSettings(earfcn=2509, pci=226, cell_id=125414482, attenuator_channel=1),
+        CellSettings(earfcn=2509, pci=227, cell_id=125414483, attenuator_channel=2),
+        CellSettings(earfcn=2525, pci=301, cell_id=125414601, attenuator_channel=4),
+    ]
+
+
 class TwinSettings(StrictModel):
-    """How the bench reaches the simulated bench (the twin process)."""
+    """How the bench reaches the simulated bench (the twin process), and the simulated RF world."""
 
     launch: bool = Field(True, description="start `python -m rig.sim` for the run and stop it afterwards")
     host: str = Field("127.0.0.1", description="address the twin's servers bind and the rig connects to")
@@ -24,6 +62,10 @@ class TwinSettings(StrictModel):
     seed: int = Field(1, ge=0, description="seed of every random draw in the twin")
     start: str = Field("2026-01-05T00:00:00+08:00", description="virtual time at which the twin starts")
     control_timeout_s: float = Field(30.0, gt=0, description="wall-clock limit of one control call")
+    cells: list[CellSettings] = Field(default_factory=_default_cells, description="the simulated cells")
+    interferer: InterfererSettings | None = Field(default_factory=InterfererSettings)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
+    installation_loss_db: float = Field(0.0, ge=0, le=60, description="table 4-5 preset of the simulated site")
 
     @field_validator("start")
     @classmethod

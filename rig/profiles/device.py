@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 
+from rig.profiles.device_sim import DeviceSim
 from rig.profiles.loader import StrictModel
 
 
@@ -29,6 +30,24 @@ class Parts(StrictModel):
     stimulus: bool = Field(False, description="magnet, separation and flow stimuli")
 
 
+class Maintenance(StrictModel):
+    """How the rig reaches the meter's near-end maintenance port."""
+
+    protocol: str = Field("reference", description="maintenance protocol plugin (entry point rig.maintenance)")
+    password: SecretStr = Field(SecretStr("rig-maint-2018"), description="login password; masked in every output")
+    port: str = Field("twin:maintenance", description="serial URL, or twin:maintenance on the simulated bench")
+    baudrate: int = Field(9600, gt=0)
+
+
+class Ports(StrictModel):
+    """Serial ports of the device on a hardware bench (the twin's are found from its endpoints)."""
+
+    at: str = Field("twin:at", description="AT port of a bare module")
+    monitor_mcu: str = Field("twin:monitor_mcu", description="sniffer line MCU -> module")
+    monitor_module: str = Field("twin:monitor_module", description="sniffer line module -> MCU")
+    baudrate: int = Field(9600, gt=0)
+
+
 class DeviceProfile(StrictModel):
     """A meter (MCU + module) or a bare module, as the rig sees it."""
 
@@ -37,4 +56,15 @@ class DeviceProfile(StrictModel):
     identity: Identity
     parts: Parts = Field(default_factory=Parts)
     failure_detection_max_s: float = Field(120.0, gt=0, description="how long the device takes to notice a failure")
-    sim: dict[str, Any] = Field(default_factory=dict, description="the twin's behaviour (ignored on hardware)")
+    codec: str = Field("reference", description="payload codec plugin (entry point rig.codecs)")
+    maintenance: Maintenance = Field(default_factory=Maintenance)
+    ports: Ports = Field(default_factory=Ports)
+    sim: DeviceSim = Field(default_factory=DeviceSim, description="the twin's behaviour (ignored on hardware)")
+
+    @model_validator(mode="after")
+    def _module_has_no_meter(self) -> DeviceProfile:
+        if self.kind == "module" and self.sim.meter is not None:
+            self.sim.meter = None
+        if self.kind == "meter" and self.sim.meter is None:
+            raise ValueError("sim.meter: a meter needs its firmware section (null is for kind: module)")
+        return self

@@ -289,3 +289,62 @@ class IoLoop:
                     self._update(fd)
             if events & selectors.EVENT_READ and fd in self._readers:
                 self._readers[fd]()
+
+
+class UdpChannel:
+    """The twin's UDP endpoint towards the platform (the core network's side), counted in datagrams."""
+
+    def __init__(self, name: str, loop: IoLoop, on_output: Callable[[str, int], None], host: str = "127.0.0.1"):
+        self.name = name
+        self.loop = loop
+        self._on_output = on_output
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.sock.setblocking(False)
+        self.address = self.sock.getsockname()[:2]
+        self.inbox: list[tuple[bytes, tuple[str, int]]] = []
+        self.received_total = 0
+        self.counted = False
+        self.consumer: Callable[[bytes, tuple[str, int]], None] | None = None
+        loop.add_reader(self.sock, self._on_readable)
+
+    def open_for_counting(self) -> None:
+        self.counted = True
+        self.received_total = 0
+        self.inbox.clear()
+
+    def close_for_counting(self) -> None:
+        self.counted = False
+
+    def send(self, datagram: bytes, address: tuple[str, int], lockstep: bool) -> None:
+        """Send one datagram; in lockstep it is an emission the rig must handle before time moves."""
+        if lockstep and not self.counted:
+            return
+        try:
+            self.sock.sendto(datagram, address)
+        except OSError as error:
+            log.warning("%s: datagram to %s lost: %s", self.name, address, error)
+            return
+        if self.counted:
+            self._on_output(self.name, 1)
+
+    def deliver(self) -> None:
+        if self.consumer is not None:
+            for datagram, address in self.inbox:
+                self.consumer(datagram, address)
+        self.inbox.clear()
+
+    def _on_readable(self) -> None:
+        while True:
+            try:
+                datagram, address = self.sock.recvfrom(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                return
+            self.inbox.append((datagram, address[:2]))
+            self.received_total += 1
+
+    def close(self) -> None:
+        self.loop.forget_reader(self.sock)
+        self.sock.close()

@@ -17,7 +17,7 @@ from rig.sim.load import ProgrammedLoad
 from rig.sim.power_analyser import PowerAnalyserModel
 from rig.sim.scpi import ScpiSession
 from rig.sim.timeline import CurrentTimeline
-from rig.sim.transport import Connection, IoLoop, LineServer, PtyChannel
+from rig.sim.transport import Connection, IoLoop, LineServer, PtyChannel, UdpChannel
 from rig.sim.world import Emission, World, WorldStall
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class Twin:
         self.quit = False
         self.speed = 1.0
         self._free_anchor = (time.monotonic(), start_s)
-        self.channels: dict[str, PtyChannel] = {}
+        self.channels: dict[str, PtyChannel | UdpChannel] = {}
         self.servers: dict[str, LineServer] = {}
 
         self.timelines = {1: CurrentTimeline(start_s)}
@@ -81,12 +81,22 @@ class Twin:
         self.channels[name] = channel
         return channel
 
+    def add_udp(self, name: str) -> UdpChannel:
+        channel = UdpChannel(name, self.loop, self._on_output, self.host)
+        self.channels[name] = channel
+        return channel
+
     def endpoints(self) -> dict:
         control = self.servers["control"]
         return {
             "control": f"{control.host}:{control.port}",
             "instruments": {name: server.visa_resource() for name, server in self.servers.items() if name != "control"},
-            "serial": {name: channel.path for name, channel in self.channels.items()},
+            "serial": {name: ch.path for name, ch in self.channels.items() if isinstance(ch, PtyChannel)},
+            "udp": {
+                name: f"{ch.address[0]}:{ch.address[1]}"
+                for name, ch in self.channels.items()
+                if isinstance(ch, UdpChannel)
+            },
             "seed": self.world.seed,
             "start": self.world.start_s,
         }
