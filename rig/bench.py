@@ -33,8 +33,10 @@ TWIN_START_TIMEOUT_S = 30.0
 class TwinProcess:
     """A `python -m rig.sim` child process started for one bench session."""
 
-    def __init__(self, bench_path: Path, seed: int | None, start: str | None):
+    def __init__(self, bench_path: Path, seed: int | None, start: str | None, device_path: Path | None = None):
         command = [sys.executable, "-m", "rig.sim", "--bench", str(bench_path), "--json", "--locked"]
+        if device_path is not None:
+            command += ["--device", str(device_path)]
         if seed is not None:
             command += ["--seed", str(seed)]
         if start is not None:
@@ -70,10 +72,16 @@ class Bench:
     """The instruments of one bench profile, their shared clock, and their safe state."""
 
     def __init__(
-        self, profile: BenchProfile, profile_path: Path | None = None, seed: int | None = None, start: str | None = None
+        self,
+        profile: BenchProfile,
+        profile_path: Path | None = None,
+        seed: int | None = None,
+        start: str | None = None,
+        device_path: Path | None = None,
     ):
         self.profile = profile
         self.profile_path = profile_path
+        self.device_path = device_path
         self.seed = seed
         self.start = start
         self.clock: Clock = WallClock()
@@ -101,7 +109,7 @@ class Bench:
         if twin.launch:
             if self.profile_path is None:
                 raise RigFault("launching the twin needs the bench profile's path")
-            self._twin_process = TwinProcess(self.profile_path, self.seed, self.start)
+            self._twin_process = TwinProcess(self.profile_path, self.seed, self.start, self.device_path)
             self.endpoints = self._twin_process.endpoints
             host, port = self.endpoints["control"].rsplit(":", 1)
         else:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from rig.profiles.bench import BenchProfile
+from rig.profiles.device import DeviceProfile
 from rig.profiles.loader import ProfileError, load_model
 from rig.sim.twin import Twin
 from rig.timeutil import format_instant, parse_instant
@@ -20,6 +21,7 @@ DEFAULT_BENCH = Path(__file__).resolve().parents[2] / "profiles" / "benches" / "
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rig.sim", description=__doc__)
     parser.add_argument("--bench", type=Path, default=DEFAULT_BENCH, help="bench profile (YAML)")
+    parser.add_argument("--device", type=Path, default=None, help="device profile to simulate (YAML)")
     parser.add_argument("--seed", type=int, default=None, help="seed (default: the bench profile's)")
     parser.add_argument("--start", default=None, help="virtual start time, ISO 8601 (default: profile's)")
     parser.add_argument("--host", default=None, help="address to bind (default: profile's, 127.0.0.1)")
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         bench = load_model(args.bench, BenchProfile)
+        device = load_model(args.device, DeviceProfile) if args.device else None
     except ProfileError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     seed = bench.twin.seed if args.seed is None else args.seed
     start_s = parse_instant(args.start or bench.twin.start)
-    twin = Twin(bench, seed, start_s, host=args.host or bench.twin.host)
+    twin = Twin(bench, seed, start_s, host=args.host or bench.twin.host, device=device)
 
     def stop(signum, frame):
         twin.quit = True

@@ -6,16 +6,16 @@ checked against a known current without a meter.
 
 from __future__ import annotations
 
-from rig.sim.timeline import CurrentTimeline
+from rig.sim.power import DevicePower
 from rig.sim.world import World
 
 
 class ProgrammedLoad:
     """Draws `program` (absolute time, amps) steps from the supply output it is connected to."""
 
-    def __init__(self, world: World, timeline: CurrentTimeline):
+    def __init__(self, world: World, power: DevicePower):
         self.world = world
-        self.timeline = timeline
+        self.power = power
         self.powered = False
         self._program: list[tuple[float, float]] = []
         self._generation = 0
@@ -55,5 +55,4 @@ class ProgrammedLoad:
         return amps
 
     def _apply_now(self) -> None:
-        now = self.world.now
-        self.timeline.set(now, self.programmed_amps(now) if self.powered else 0.0)
+        self.power.set("load", self.programmed_amps(self.world.now) if self.powered else 0.0)

@@ -12,8 +12,11 @@ import time
 from dataclasses import dataclass, field
 
 from rig.profiles.bench import BenchProfile
+from rig.profiles.device import DeviceProfile
 from rig.sim.attenuator import AttenuatorModel, AttenuatorSession
+from rig.sim.device_twin import DeviceTwin
 from rig.sim.load import ProgrammedLoad
+from rig.sim.power import DevicePower
 from rig.sim.power_analyser import PowerAnalyserModel
 from rig.sim.scpi import ScpiSession
 from rig.sim.timeline import CurrentTimeline
@@ -39,7 +42,8 @@ class PendingRun:
 class Twin:
     """Everything simulated on one bench, served on real transports."""
 
-    def __init__(self, bench: BenchProfile, seed: int, start_s: float, host: str = "127.0.0.1"):
+    def __init__(self, bench: BenchProfile, seed: int, start_s: float, host: str = "127.0.0.1",
+                 device: DeviceProfile | None = None):
         self.bench = bench
         self.loop = IoLoop()
         self.world = World(start_s, seed)
@@ -52,11 +56,16 @@ class Twin:
         self.channels: dict[str, PtyChannel | UdpChannel] = {}
         self.servers: dict[str, LineServer] = {}
 
-        self.timelines = {1: CurrentTimeline(start_s)}
+        self.timelines = {1: CurrentTimeline(start_s), 2: CurrentTimeline(start_s)}
         self.attenuator = AttenuatorModel(serial=f"{11906000000 + seed}")
         self.power_analyser = PowerAnalyserModel(self.world, self.timelines, serial=f"MY5600{seed:04d}")
-        self.load = ProgrammedLoad(self.world, self.timelines[1])
+        self.power = DevicePower(self.world, self.timelines)
+        self.load = ProgrammedLoad(self.world, self.power)
         self.power_analyser.channels[1].listeners.append(self.load.on_supply)
+        self.device: DeviceTwin | None = None
+        if device is not None and bench.twin is not None:
+            self.device = DeviceTwin(self, bench.twin, device)
+            self.power_analyser.channels[1].listeners.append(self.device.on_supply)
 
         control_port = bench.twin.control_port if bench.twin else 0
         self.servers["control"] = LineServer(
@@ -223,6 +232,9 @@ class ControlSession:
             "SIM:OPEN": lambda: self._open(rest.strip(), True),
             "SIM:CLOSE": lambda: self._open(rest.strip(), False),
             "SIM:LOAD": lambda: self._load(rest),
+            "SIM:NET:LOG?": lambda: self._device().network_log(int(rest or 0)),
+            "SIM:CELL": lambda: self._device().switch_cell(rest),
+            "SIM:PLATFORM": lambda: self._device().set_platform(rest.strip()),
             "SIM:QUIT": self._quit,
             "RUN": lambda: self._run(rest),
         }.get(verb)
@@ -235,6 +247,11 @@ class ControlSession:
             answer = f"ERR {verb}: {error}"
         if answer is not None:
             self.reply(answer)
+
+    def _device(self) -> DeviceTwin:
+        if self.twin.device is None:
+            raise ValueError("this twin simulates no device (start it with --device)")
+        return self.twin.device
 
     def _free(self) -> str:
         self.twin.free_lock(self)

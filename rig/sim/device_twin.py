@@ -1,0 +1,78 @@
+"""The simulated device under test and its surroundings: radio, network, module and (for a meter) the MCU.
+
+Built from the bench profile's `twin:` section (cells, interferer, network) and the device profile
+(`sim:`); reached only through the twin's real ports.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from rig.profiles.bench import TwinSettings
+from rig.profiles.device import DeviceProfile
+from rig.sim.module.device import NbiotModule
+from rig.sim.network import Network
+from rig.sim.radio import Cell, Interferer, RadioEnvironment
+
+if TYPE_CHECKING:
+    from rig.sim.twin import Twin
+
+MODULE_MIN_VOLTAGE_V = 3.1
+
+
+class DeviceTwin:
+    """Everything behind the bench's RF port and supply output."""
+
+    def __init__(self, twin: Twin, settings: TwinSettings, profile: DeviceProfile):
+        self.twin = twin
+        self.profile = profile
+        world = twin.world
+        path_loss = dict(twin.bench.instruments.attenuator.path_loss_db) if twin.bench.instruments.attenuator else {}
+        self.cells = [
+            Cell(c.earfcn, c.pci, c.cell_id, c.tac, c.band, c.rs_power_dbm, c.attenuator_channel, c.on)
+            for c in settings.cells
+        ]
+        interferer = (
+            Interferer(settings.interferer.power_dbm, settings.interferer.attenuator_channel)
+            if settings.interferer else None
+        )
+        self.radio = RadioEnvironment(
+            twin.attenuator, self.cells, path_loss, world.rng, interferer, settings.installation_loss_db,
+            profile.sim.module.noise_figure_db,
+        )
+        self.platform_link = twin.add_udp("platform")
+        self.network = Network(world, self.radio, settings.network, self.platform_link, lambda: twin.lockstep)
+        imei = profile.identity.imei or "869405035846048"
+        self.module = NbiotModule(world, self.network, twin.power, profile.sim.module, imei)
+        self.platform_address: tuple[str, int] | None = None
+        if profile.kind == "module":
+            at_port = twin.add_pty("at")
+            at_port.consumer = self.module.receive
+            self.module.host_write = lambda data: at_port.write(data, twin.lockstep)
+
+    def on_supply(self, on: bool, voltage_v: float) -> None:
+        """The supply output powers the device (a bare module directly)."""
+        powered = on and voltage_v >= MODULE_MIN_VOLTAGE_V
+        if self.profile.kind == "module":
+            if powered:
+                self.module.power_on()
+            else:
+                self.module.power_off()
+
+    # ---- control port --------------------------------------------------------------------------
+    def network_log(self, since: int) -> str:
+        return json.dumps(self.network.log_since(since))
+
+    def switch_cell(self, text: str) -> str:
+        index, _, state = text.replace(",", " ").partition(" ")
+        cell = self.cells[int(index) - 1] if 1 <= int(index) <= len(self.cells) else None
+        if cell is None or state.strip().upper() not in ("ON", "OFF"):
+            raise ValueError(f"expected SIM:CELL <1..{len(self.cells)}>,ON|OFF")
+        cell.on = state.strip().upper() == "ON"
+        return "OK"
+
+    def set_platform(self, address: str) -> str:
+        host, _, port = address.rpartition(":")
+        self.platform_address = (host, int(port))
+        return "OK"
