@@ -114,6 +114,12 @@ class VirtualClock:
         self.link.query(f"SIM:OPEN {channel.name}")
         self.channels[channel.name] = channel
 
+    def detach(self, channel: CountedChannel) -> None:
+        """Stop counting `channel` (its port is closing)."""
+        if self.channels.get(channel.name) is channel:
+            del self.channels[channel.name]
+            self.link.query(f"SIM:CLOSE {channel.name}")
+
     def on_settle(self, settle: Callable[[], None]) -> None:
         """`settle` runs before every RUN (the platform handles what it received before time moves)."""
         self.settlers.append(settle)

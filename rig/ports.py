@@ -108,6 +108,8 @@ class SerialLinePort:
 
     def close(self) -> None:
         self._closed.set()
+        if isinstance(self.clock, VirtualClock):
+            self.clock.detach(self)
         if self._reader is not None:
             self._reader.join(timeout=1.0)
         self.port.close()

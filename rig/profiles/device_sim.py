@@ -51,6 +51,8 @@ class MeterSim(StrictModel):
     lockout_after_failures: int | None = Field(5, ge=1, description="wrong passwords before lock-out; null = never")
     lockout_s: float = Field(600.0, gt=0, description="lock-out duration")
     schedule: Literal["household", "leak", "large", "large_intensive"] = "household"
+    timezone: str = Field("Asia/Shanghai", description="zone of the meter's local time (report times)")
+    flow_l_per_h: float = Field(6.0, ge=0, description="steady forward flow until a stimulus changes it")
     report_t1: str = Field("01:00", description="T1 of the stagger rule, local time of day (C4)")
     report_t3_s: float = Field(120.0, gt=0, description="T3 of the stagger rule (C4)")
     stagger: bool = Field(True, description="spread reports by meter number (C4 defect: false)")

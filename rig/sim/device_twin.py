@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from rig.codec import load_codec
 from rig.profiles.bench import TwinSettings
 from rig.profiles.device import DeviceProfile
+from rig.sim.meter.firmware import MeterFirmware
+from rig.sim.meter.uart import UartLink
 from rig.sim.module.device import NbiotModule
 from rig.sim.network import Network
 from rig.sim.radio import Cell, Interferer, RadioEnvironment
@@ -19,6 +22,8 @@ if TYPE_CHECKING:
     from rig.sim.twin import Twin
 
 MODULE_MIN_VOLTAGE_V = 3.1
+METER_BROWN_OUT_V = 2.8
+STIMULI = ("magnetic", "separation", "flow")
 
 
 class DeviceTwin:
@@ -46,19 +51,28 @@ class DeviceTwin:
         imei = profile.identity.imei or "869405035846048"
         self.module = NbiotModule(world, self.network, twin.power, profile.sim.module, imei)
         self.platform_address: tuple[str, int] | None = None
+        self.meter: MeterFirmware | None = None
         if profile.kind == "module":
             at_port = twin.add_pty("at")
             at_port.consumer = self.module.receive
             self.module.host_write = lambda data: at_port.write(data, twin.lockstep)
+        else:
+            uart = UartLink(
+                self.module, twin.add_pty("monitor_mcu"), twin.add_pty("monitor_module"), lambda: twin.lockstep
+            )
+            self.meter = MeterFirmware(
+                world, profile.sim.meter, self.module, uart, twin.power, load_codec(profile.codec),
+                lambda: self.platform_address, lambda: twin.power_analyser.supplied_voltage(1),
+            )
 
     def on_supply(self, on: bool, voltage_v: float) -> None:
         """The supply output powers the device (a bare module directly)."""
-        powered = on and voltage_v >= MODULE_MIN_VOLTAGE_V
-        if self.profile.kind == "module":
-            if powered:
-                self.module.power_on()
-            else:
-                self.module.power_off()
+        if self.meter is not None:
+            self.meter.on_supply(on and voltage_v >= METER_BROWN_OUT_V)
+        elif on and voltage_v >= MODULE_MIN_VOLTAGE_V:
+            self.module.power_on()
+        else:
+            self.module.power_off()
 
     # ---- control port --------------------------------------------------------------------------
     def network_log(self, since: int) -> str:
@@ -70,6 +84,14 @@ class DeviceTwin:
         if cell is None or state.strip().upper() not in ("ON", "OFF"):
             raise ValueError(f"expected SIM:CELL <1..{len(self.cells)}>,ON|OFF")
         cell.on = state.strip().upper() == "ON"
+        return "OK"
+
+    def stimulate(self, text: str) -> str:
+        """`SIM:STIM magnetic|separation|flow,<L/h>`: what a magnet coil, relay or flow rig does to a meter."""
+        name, _, value = text.replace(" ", "").partition(",")
+        if self.meter is None or name.lower() not in STIMULI:
+            raise ValueError(f"expected SIM:STIM {'|'.join(STIMULI)}[,<L/h>] on a meter")
+        self.meter.stimulus(name.lower(), float(value) if value else None)
         return "OK"
 
     def set_platform(self, address: str) -> str:

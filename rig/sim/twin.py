@@ -235,6 +235,7 @@ class ControlSession:
             "SIM:NET:LOG?": lambda: self._device().network_log(int(rest or 0)),
             "SIM:CELL": lambda: self._device().switch_cell(rest),
             "SIM:PLATFORM": lambda: self._device().set_platform(rest.strip()),
+            "SIM:STIM": lambda: self._device().stimulate(rest),
             "SIM:QUIT": self._quit,
             "RUN": lambda: self._run(rest),
         }.get(verb)

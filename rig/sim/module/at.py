@@ -33,10 +33,16 @@ def split_arguments(text: str) -> tuple[str, ...]:
 
 
 def parse(line: str) -> AtCommand | None:
-    """Parse one command line; None when it does not start with AT (garbage is ignored, as a modem does)."""
+    """Parse one command line; None when it holds no AT (garbage is ignored, as a modem does).
+
+    Like a modem's command parser, which hunts for the `AT` prefix, noise before it (a glitch on the
+    line, a byte left from waking the UART) is skipped rather than spoiling the command.
+    """
     text = line.strip()
-    if text[:2].upper() != "AT":
+    start = text.upper().find("AT")
+    if start < 0:
         return None
+    text = text[start:]
     body = text[2:]
     if body.endswith("=?"):
         return AtCommand(body[:-2].upper(), "test", (), text)
