@@ -217,6 +217,7 @@ def module_bench(
     seed: int | None = None,
 ) -> Iterator[ModuleSession]:
     """A bench on its own twin with one bare module; by default CE0 on cell 1 only, powered and booted."""
+    import os; seed = seed or int(os.environ.get("MSEED", "1"))
     bench = Bench(load_model(SIM_BENCH, BenchProfile), SIM_BENCH, seed=seed, device_path=device_path).open()
     session = None
     try:

@@ -288,7 +288,8 @@ def test_nuestats_radio_prefixes_every_line(attached):
     lines = attached.ok("AT+NUESTATS=RADIO")
     assert [line.partition(":")[0] for line in lines] == ["NUESTATS"] * 13
     assert [line.removeprefix("NUESTATS:RADIO,").partition(":")[0] for line in lines] == NUESTATS_KEYS
-    stats = {key: int(value) for key, _, value in (line.removeprefix("NUESTATS:RADIO,").partition(":") for line in lines)}
+    fields = (line.removeprefix("NUESTATS:RADIO,").partition(":") for line in lines)
+    stats = {key: int(value) for key, _, value in fields}
     assert (stats["EARFCN"], stats["PCI"], stats["Cell ID"]) == (CELL_A.earfcn, CELL_A.pci, CELL_A.cell_id)
     assert abs(stats["Signal power"] - CE0_SIGNAL_POWER) <= SIGNAL_POWER_TOLERANCE
 

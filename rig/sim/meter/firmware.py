@@ -157,11 +157,14 @@ class MeterFirmware:
     def _scheduler(self) -> Generator[simpy.Event, None, None]:
         """Queues a report at every scheduled time of the meter's own clock."""
         last_day = self._local_day()
+        last_due = 0.0
         while True:
+            # a time sync may set the clock back over a slot already served: never serve a slot twice
             due = schedule.next_report_s(
-                self.meter_now(), str(self.config.get("schedule")), str(self.config.get("report_t1")),
+                max(self.meter_now(), last_due), str(self.config.get("schedule")), str(self.config.get("report_t1")),
                 self._stagger_offset(), self.sim.timezone,
             )
+            last_due = due
             yield self.env.timeout(max(self.clock.world_time_of(due) - self.world.now, 0.0))
             if self.storage:
                 continue
