@@ -48,17 +48,25 @@ class Ports(StrictModel):
     baudrate: int = Field(9600, gt=0)
 
 
+class Valve(StrictModel):
+    """The meter's valve and the water company's policy on remote closing (C20)."""
+
+    present: bool = Field(True, description="the meter has a remotely controlled valve")
+    close_allowed: bool = Field(True, description="the water company allows closing it remotely")
+
+
 class DeviceProfile(StrictModel):
     """A meter (MCU + module) or a bare module, as the rig sees it."""
 
-    name: str
-    kind: Literal["meter", "module"]
-    identity: Identity
-    parts: Parts = Field(default_factory=Parts)
+    name: str = Field(description="short name, used in run directories and reports")
+    kind: Literal["meter", "module"] = Field(description="a meter (MCU + module) or a bare module")
+    identity: Identity = Field(description="what the certificate names")
+    parts: Parts = Field(default_factory=Parts, description="which bench parts the device offers")
     failure_detection_max_s: float = Field(120.0, gt=0, description="how long the device takes to notice a failure")
     codec: str = Field("reference", description="payload codec plugin (entry point rig.codecs)")
-    maintenance: Maintenance = Field(default_factory=Maintenance)
-    ports: Ports = Field(default_factory=Ports)
+    maintenance: Maintenance = Field(default_factory=Maintenance, description="the near-end maintenance port")
+    valve: Valve = Field(default_factory=Valve, description="the valve and the remote-closing policy")
+    ports: Ports = Field(default_factory=Ports, description="serial ports on a hardware bench")
     sim: DeviceSim = Field(default_factory=DeviceSim, description="the twin's behaviour (ignored on hardware)")
 
     @model_validator(mode="after")

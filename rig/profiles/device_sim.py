@@ -93,8 +93,6 @@ class MeterSim(StrictModel):
     low_battery_threshold_v: float = Field(3.3, gt=0, description="supply below this sets the low-battery flag")
     answer_point_reads: bool = Field(True, description="C18 defect: false")
     apply_configuration: bool = Field(True, description="C19 defect: false (acknowledged, not applied)")
-    valve: bool = Field(True, description="the meter has a valve")
-    valve_close_allowed: bool = Field(True, description="the water company allows remote closing (C20)")
     obey_valve_policy: bool = Field(True, description="C20 defect: closes even when closing is forbidden")
     mcu_firmware_version: str = Field("RWM1-2.3.0", description="reported in every report and over maintenance")
     image_key: SecretStr = Field(SecretStr("rig-reference-signing-key"), description="HMAC key of signed images")

@@ -93,13 +93,41 @@ def read_yaml(path: Path | str) -> object:
         raise ProfileError(path, [f"is not valid YAML: {where}{problem}"]) from None
 
 
-def load_model(path: Path | str, model: type[ModelT]) -> ModelT:
-    """Read `path` and validate it as `model`, or raise ProfileError naming every bad field."""
+def deep_merge(base: dict, overrides: dict) -> dict:
+    """`overrides` on top of `base`: mappings merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_profile(path: Path | str, seen: tuple[Path, ...] = ()) -> dict:
+    """A profile's mapping, with `extends: <file>` (relative to this file) merged underneath it."""
+    path = Path(path)
     data = read_yaml(path)
     if data is None:
         raise ProfileError(path, ["the file is empty"])
     if not isinstance(data, dict):
         raise ProfileError(path, [f"expected a mapping of keys at the top level, got {type(data).__name__}"])
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    if not isinstance(base_name, str):
+        raise ProfileError(path, [f"field 'extends': expected a file name, got {base_name!r}"])
+    base_path = (path.parent / base_name).resolve()
+    if base_path in seen:
+        raise ProfileError(path, [f"field 'extends': {base_name} extends itself in a loop"])
+    if not base_path.is_file():
+        raise ProfileError(path, [f"field 'extends': {base_path} does not exist"])
+    return deep_merge(read_profile(base_path, (*seen, path.resolve())), data)
+
+
+def load_model(path: Path | str, model: type[ModelT]) -> ModelT:
+    """Read `path` (and what it extends) and validate it as `model`, or raise ProfileError naming every bad field."""
+    data = read_profile(path)
     try:
         return model.model_validate(data)
     except ValidationError as error:

@@ -62,7 +62,7 @@ class DeviceTwin:
             )
             self.meter = MeterFirmware(
                 world, profile.sim.meter, self.module, uart, twin.power, load_codec(profile.codec),
-                lambda: self.platform_address, lambda: twin.power_analyser.supplied_voltage(1),
+                lambda: self.platform_address, lambda: twin.power_analyser.supplied_voltage(1), profile.valve,
             )
 
     def on_supply(self, on: bool, voltage_v: float) -> None:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import simpy
 
 from rig.codec import Codec, CodecError
+from rig.profiles.device import Valve
 from rig.profiles.device_sim import MeterSim
 from rig.sim.meter import schedule
 from rig.sim.meter.at_host import AtHost
@@ -63,7 +64,7 @@ class MeterFirmware:
 
     def __init__(self, world: World, sim: MeterSim, module: NbiotModule, uart: UartLink, power: DevicePower,
                  codec: Codec, platform_address: Callable[[], tuple[str, int] | None],
-                 supply_voltage: Callable[[], float]):
+                 supply_voltage: Callable[[], float], valve: Valve):
         self.world = world
         self.env = world.env
         self.sim = sim
@@ -73,6 +74,7 @@ class MeterFirmware:
         self.codec = codec
         self.platform_address = platform_address
         self.supply_voltage = supply_voltage
+        self.valve = valve
         self.meter_number = sim.meter_number
         self.mcu_firmware = sim.mcu_firmware_version
         self.module_firmware = ""
@@ -82,7 +84,7 @@ class MeterFirmware:
         self.log = MeterLog(sim.log_retention_days)
         self.alarms = Alarms()
         self.reselection_enabled = sim.reselection_at_boot
-        self.valve_state = "open" if sim.valve else "none"
+        self.valve_state = "open" if valve.present else "none"
         self.powered = False
         self.storage = False
         self.module_up = False
@@ -471,9 +473,9 @@ class MeterFirmware:
         return "ok"
 
     def _valve(self, action: str) -> str:
-        if not self.sim.valve:
+        if not self.valve.present:
             return "refused"
-        if action == "close" and not self.sim.valve_close_allowed and self.sim.obey_valve_policy:
+        if action == "close" and not self.valve.close_allowed and self.sim.obey_valve_policy:
             self.record("meter", "valve_refused", "closing is forbidden")
             return "refused"
         self.valve_state = "closed" if action == "close" else "open"
