@@ -130,6 +130,16 @@ class Bench:
         except KeyError:
             raise RigFault(f"the twin serves no instrument named {name!r}") from None
 
+    def resolve_port(self, url: str) -> str:
+        """A device profile's serial URL, with `twin:<name>` replaced by the twin's pty path."""
+        if not url.startswith("twin:"):
+            return url
+        name = url.removeprefix("twin:")
+        try:
+            return self.endpoints["serial"][name]
+        except KeyError:
+            raise RigFault(f"the twin serves no serial port named {name!r} (is --device set?)") from None
+
     def _open_instruments(self) -> None:
         settings = self.profile.instruments
         if settings.attenuator is not None:

@@ -1,0 +1,66 @@
+"""A meter on the bench: the platform it reports to, the AT monitor on its UART, and its power.
+
+A strategy in labgrid's sense: it composes what the bench and device profiles name, so checks say
+what they do to the meter instead of how to wire it.
+"""
+
+from __future__ import annotations
+
+from rig.bench import Bench
+from rig.codec import load_codec
+from rig.errors import RigFault
+from rig.monitor import AtMonitor
+from rig.platform import Platform
+from rig.profiles.device import DeviceProfile
+
+
+class MeterSession:
+    """Open with `with MeterSession(bench, device) as meter:`; everything closes, the bench stays safe."""
+
+    def __init__(self, bench: Bench, device: DeviceProfile, platform_host: str = "127.0.0.1",
+                 platform_port: int = 0):
+        self.bench = bench
+        self.device = device
+        self.codec = load_codec(device.codec)
+        self.platform = Platform(self.codec, bench.clock, platform_host, platform_port)
+        self.monitor: AtMonitor | None = None
+        try:
+            if bench.twin_link is not None:
+                host, port = self.platform.address
+                bench.twin_link.query(f"SIM:PLATFORM {host}:{port}")
+            if device.parts.monitor:
+                self.monitor = AtMonitor(
+                    bench.clock, bench.resolve_port(device.ports.monitor_mcu),
+                    bench.resolve_port(device.ports.monitor_module), device.ports.baudrate,
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def power_on(self) -> None:
+        if self.bench.supply is None:
+            raise RigFault("the bench has no supply to power the meter")
+        self.bench.supply.set_output(True)
+
+    def power_off(self) -> None:
+        if self.bench.supply is not None:
+            self.bench.supply.set_output(False)
+
+    def stimulate(self, name: str, value: float | None = None) -> None:
+        """Magnet, separation or a flow rate (L/h) applied to the meter (the twin's stimulus port)."""
+        if self.bench.twin_link is None:
+            raise RigFault("this bench has no stimulus driver for real meters yet")
+        suffix = f",{value}" if value is not None else ""
+        self.bench.twin_link.query(f"SIM:STIM {name}{suffix}")
+
+    def close(self) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
+            self.monitor = None
+        self.platform.close()
+
+    def __enter__(self) -> MeterSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
