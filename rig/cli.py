@@ -79,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["sim"]:
         from rig.sim.__main__ import main as sim_main
 
-        return sim_main(argv[1:])
+        sim_args = argv[1:]
+        if "--device" not in sim_args:
+            sim_args += ["--device", str(PROFILES / "devices" / "reference-meter.yaml")]
+        return sim_main(sim_args)
     parser = argparse.ArgumentParser(prog="python -m rig", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     _certify_parser(subparsers)

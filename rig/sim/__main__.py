@@ -40,6 +40,8 @@ def describe(endpoints: dict) -> str:
         lines.append(f"  {name:<18} {resource}")
     for name, path in endpoints["serial"].items():
         lines.append(f"  {name:<18} {path}")
+    for name, address in endpoints.get("udp", {}).items():
+        lines.append(f"  {name + ' (udp)':<18} {address}   (the meter's uplinks leave from here)")
     lines.append("Ctrl-C stops the twin.")
     return "\n".join(lines)
 
