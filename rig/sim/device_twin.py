@@ -13,6 +13,7 @@ from rig.codec import load_codec
 from rig.profiles.bench import TwinSettings
 from rig.profiles.device import DeviceProfile
 from rig.sim.meter.firmware import MeterFirmware
+from rig.sim.meter.maintenance import MaintenancePort
 from rig.sim.meter.uart import UartLink
 from rig.sim.module.device import NbiotModule
 from rig.sim.network import Network
@@ -52,6 +53,7 @@ class DeviceTwin:
         self.module = NbiotModule(world, self.network, twin.power, profile.sim.module, imei)
         self.platform_address: tuple[str, int] | None = None
         self.meter: MeterFirmware | None = None
+        self.maintenance: MaintenancePort | None = None
         if profile.kind == "module":
             at_port = twin.add_pty("at")
             at_port.consumer = self.module.receive
@@ -64,11 +66,20 @@ class DeviceTwin:
                 world, profile.sim.meter, self.module, uart, twin.power, load_codec(profile.codec),
                 lambda: self.platform_address, lambda: twin.power_analyser.supplied_voltage(1), profile.valve,
             )
+            if profile.parts.maintenance:
+                maintenance_pty = twin.add_pty("maintenance")
+                self.maintenance = MaintenancePort(
+                    self.meter, profile.maintenance.password.get_secret_value(),
+                    lambda data: maintenance_pty.write(data, twin.lockstep),
+                )
+                maintenance_pty.consumer = self.maintenance.receive
 
     def on_supply(self, on: bool, voltage_v: float) -> None:
         """The supply output powers the device (a bare module directly)."""
         if self.meter is not None:
             self.meter.on_supply(on and voltage_v >= METER_BROWN_OUT_V)
+            if self.maintenance is not None:
+                self.maintenance.on_supply(self.meter.powered)
         elif on and voltage_v >= MODULE_MIN_VOLTAGE_V:
             self.module.power_on()
         else:

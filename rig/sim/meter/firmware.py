@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import simpy
@@ -90,12 +90,20 @@ class MeterFirmware:
         self.module_up = False
         self.boot_measurement: dict | None = None
         self._images: dict[tuple[str, str], bytearray] = {}
+        self.pending_from_s = 0.0  # meter time from which the pending T1/T3 hold (the next local midnight)
+        self.replan = self.env.event()
+        self.clock.listeners.append(self._on_clock_set)
         self.at = AtHost(self.env, uart.send_to_module)
         uart.to_mcu = self.at.receive
         self.jobs = simpy.Store(self.env)
         self._processes: list[simpy.Process] = []
 
     # ---- time and logs -------------------------------------------------------------------------
+    def _on_clock_set(self) -> None:
+        """The RTC was set: the report alarm armed on the old time is re-armed."""
+        if not self.replan.triggered:
+            self.replan.succeed()
+
     def meter_now(self) -> float:
         return self.clock.now(self.world.now)
 
@@ -157,29 +165,45 @@ class MeterFirmware:
         return schedule.stagger_offset_s(self.meter_number, float(self.config.get("report_t3_s")))
 
     def _scheduler(self) -> Generator[simpy.Event, None, None]:
-        """Queues a report at every scheduled time of the meter's own clock."""
-        last_day = self._local_day()
+        """Queues a report at every scheduled time of the meter's own clock.
+
+        T1/T3 written by the platform hold from the next local midnight on: the first slot of the next day
+        already follows them (C4). A write of the schedule, T1 or T3 wakes the scheduler to plan again.
+        """
         last_due = 0.0
         while True:
             # a time sync may set the clock back over a slot already served: never serve a slot twice
-            due = schedule.next_report_s(
-                max(self.meter_now(), last_due), str(self.config.get("schedule")), str(self.config.get("report_t1")),
-                self._stagger_offset(), self.sim.timezone,
-            )
+            after = max(self.meter_now(), last_due)
+            due = self._next_report_s(after)
+            if self.config.pending_next_day and due >= self.pending_from_s:
+                self.config.apply_pending()
+                due = self._next_report_s(max(after, self.pending_from_s - 1e-3))
+            self.replan = self.env.event()
+            yield self.env.timeout(max(self.clock.world_time_of(due) - self.world.now, 0.0)) | self.replan
+            if self.replan.triggered:
+                continue
             last_due = due
-            yield self.env.timeout(max(self.clock.world_time_of(due) - self.world.now, 0.0))
             if self.storage:
                 continue
-            if self._local_day() != last_day:
-                last_day = self._local_day()
-                self.config.apply_pending()
             self.jobs.put(Job("report"))
+
+    def _next_report_s(self, after_s: float) -> float:
+        return schedule.next_report_s(
+            after_s, str(self.config.get("schedule")), str(self.config.get("report_t1")), self._stagger_offset(),
+            self.sim.timezone,
+        )
+
+    def _next_local_midnight_s(self) -> float:
+        local = datetime.fromtimestamp(self.meter_now(), ZoneInfo(self.sim.timezone))
+        return (local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)).timestamp()
 
     def _freezer(self) -> Generator[simpy.Event, None, None]:
         while True:
             interval = float(self.config.get("freeze_interval_s"))
             due = schedule.next_freeze_s(self.meter_now(), interval)
             yield self.env.timeout(max(self.clock.world_time_of(due) - self.world.now, 1e-3))
+            while self.meter_now() < due:  # a time sync set the clock back: the RTC alarm has not rung yet
+                yield self.env.timeout(max(self.clock.world_time_of(due) - self.world.now, 1e-3))
             if self.storage:
                 continue
             self.readings.advance(self.world.now)
@@ -224,8 +248,8 @@ class MeterFirmware:
         while True:
             if not self.module.modem.powered:
                 yield from self._power_module()
-            powered_at = self.world.now
             yield from self._configure_module()
+            powered_at = self.world.now  # after configuring: its AT+NRB (NCONFIG) restarts the module's search
             while self.world.now - powered_at < self.sim.attach_guard_s:
                 reply = yield from self.at.command("AT+CGATT?")
                 if reply.value("+CGATT:") == "1":
@@ -313,6 +337,12 @@ class MeterFirmware:
             if outcome.result == "513":
                 outcome = yield from self._cme513_recovery(message)
             if outcome.result == "ok":
+                # every internal module logs each day (C13: >= 30 days of logs per module)
+                network = message.get("network")
+                self.record("module", "network",
+                            " ".join(f"{k}={v}" for k, v in network.items()) if network else "not measured")
+                self.record("meter", "reading", f"forward={int(self.readings.forward_l)} L "
+                                                f"reverse={int(self.readings.reverse_l)} L")
                 self.record("comm", "report_sent", f"attempt {failures + 1}")
                 yield from self._finish(outcome)
                 return
@@ -465,10 +495,15 @@ class MeterFirmware:
             return "ok"
         if key == "report_t3_s" and not self.sim.obey_platform_t3:
             return "ok"
+        next_day = key in ("report_t1", "report_t3_s")
         try:
-            self.config.set(key, value, next_day=key in ("report_t1", "report_t3_s"))
+            self.config.set(key, value, next_day=next_day)
         except KeyError:
             return "refused"
+        if next_day:
+            self.pending_from_s = self._next_local_midnight_s()
+        if key in ("schedule", "report_t1", "report_t3_s") and not self.replan.triggered:
+            self.replan.succeed()
         self.record("meter", "config", f"{key}={value}")
         return "ok"
 
@@ -518,11 +553,22 @@ class MeterFirmware:
         if len(buffer) < downlink["total"]:
             return "ok"
         image = bytes(self._images.pop(key))
-        if not self.apply_image(key[0], key[1], image, downlink.get("signature")):
-            return "refused"
+        signature = downlink.get("signature")
         if key[0] == "module":
-            outcome.follow_ups.append(self._bring_up_module)
+            # verified now and answered through the module; it reboots into the new image afterwards
+            if not self.verify_image(image, signature):
+                self.record("meter", "image_refused", f"module {key[1]}")
+                return "refused"
+            outcome.follow_ups.append(lambda: self._upgrade_module(key[1], image, signature))
+            return "ok"
+        if not self.apply_image(key[0], key[1], image, signature):
+            return "refused"
         return "ok"
+
+    def _upgrade_module(self, version: str, image: bytes, signature: bytes | None
+                        ) -> Generator[simpy.Event, None, None]:
+        if self.apply_image("module", version, image, signature):
+            yield from self._bring_up_module()
 
     # ---- 513 and the exception flow ------------------------------------------------------------
     def _cme513_recovery(self, message: dict) -> Generator[simpy.Event, None, ExchangeOutcome]:
@@ -583,6 +629,8 @@ class MeterFirmware:
                    "alarm": name, "value": 1}
         outcome = yield from self._exchange(message)
         self.record("comm", "alarm_sent" if outcome.result == "ok" else "alarm_failed", name)
+        for follow_up in outcome.follow_ups:  # downlinks that followed the alarm (log upload, FOTA, switch)
+            yield from follow_up()
 
     def _upload_logs(self, days: float) -> Generator[simpy.Event, None, None]:
         entries = self.log.since(self.meter_now() - days * 86400)

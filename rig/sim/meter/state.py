@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rig.profiles.device_sim import MeterSim
@@ -19,12 +20,15 @@ class MeterClock:
         self.drift = drift_ppm * 1e-6
         self._set_at_world_s = world_now_s
         self._set_to_s = world_now_s
+        self.listeners: list[Callable[[], None]] = []
 
     def now(self, world_now_s: float) -> float:
         return self._set_to_s + (world_now_s - self._set_at_world_s) * (1.0 + self.drift)
 
     def set(self, meter_time_s: float, world_now_s: float) -> None:
         self._set_at_world_s, self._set_to_s = world_now_s, meter_time_s
+        for listener in self.listeners:
+            listener()
 
     def world_time_of(self, meter_time_s: float) -> float:
         """When (in world time) the clock will show `meter_time_s`."""
@@ -119,6 +123,8 @@ class MeterConfig:
     def set(self, key: str, value: object, next_day: bool = False) -> None:
         if key not in self.values:
             raise KeyError(key)
+        if key == "schedule" and value not in REPORT_PERIOD_S:
+            raise KeyError(f"schedule {value!r}")
         if next_day:
             self.pending_next_day[key] = value
             return
