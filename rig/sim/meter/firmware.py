@@ -93,6 +93,7 @@ class MeterFirmware:
         self.pending_from_s = 0.0  # meter time from which the pending T1/T3 hold (the next local midnight)
         self.replan = self.env.event()
         self.clock.listeners.append(self._on_clock_set)
+        self._attach_retry_pending = False
         self.at = AtHost(self.env, uart.send_to_module)
         uart.to_mcu = self.at.receive
         self.jobs = simpy.Store(self.env)
@@ -226,6 +227,9 @@ class MeterFirmware:
                 yield from self._report()
             elif job.kind == "alarm":
                 yield from self._send_alarm(job.detail)
+            elif job.kind == "attach":
+                if not self.module_up:
+                    yield from self._bring_up_module()
             elif job.kind == "storage":
                 yield from self._enter_storage()
             elif job.kind == "module_command":
@@ -244,23 +248,42 @@ class MeterFirmware:
         return banner is not None
 
     def _bring_up_module(self) -> Generator[simpy.Event, None, bool]:
-        """Power the module, configure it, and let it search for at least the attach guard."""
-        while True:
-            if not self.module.modem.powered:
-                yield from self._power_module()
-            yield from self._configure_module()
-            powered_at = self.world.now  # after configuring: its AT+NRB (NCONFIG) restarts the module's search
-            while self.world.now - powered_at < self.sim.attach_guard_s:
-                reply = yield from self.at.command("AT+CGATT?")
-                if reply.value("+CGATT:") == "1":
-                    yield from self._after_attach()
-                    return True
-                yield self.env.timeout(min(ATTACH_POLL_S, self.sim.attach_guard_s - (self.world.now - powered_at)))
-            self.record("module", "attach_give_up", f"after {self.world.now - powered_at:.0f} s")
-            yield from self._cut_module_power_cleanly()
-            self._mcu(False)
-            yield self.env.timeout(GIVE_UP_RETRY_S)
-            self._mcu(True)
+        """Power the module, configure it, and let it search for at least the attach guard.
+
+        On giving up the module is switched off cleanly and an attach job is queued an hour later, so
+        other jobs (alarms, the near-end port) are served meanwhile.
+        """
+        if not self.module.modem.powered:
+            yield from self._power_module()
+        yield from self._configure_module()
+        powered_at = self.world.now  # after configuring: its AT+NRB (NCONFIG) restarts the module's search
+        while self.world.now - powered_at < self.sim.attach_guard_s:
+            reply = yield from self.at.command("AT+CGATT?")
+            if reply.value("+CGATT:") == "1":
+                yield from self._after_attach()
+                return True
+            yield self.env.timeout(min(ATTACH_POLL_S, self.sim.attach_guard_s - (self.world.now - powered_at)))
+        self.record("module", "attach_give_up", f"after {self.world.now - powered_at:.0f} s")
+        yield from self._cut_module_power_cleanly()
+        if not self._attach_retry_pending:
+            self._attach_retry_pending = True
+            self._start(self._attach_later())
+        return False
+
+    def _network_for(self, purpose: str) -> Generator[simpy.Event, None, bool]:
+        """The module attached for `purpose`; no new search while a give-up is less than an hour old."""
+        if self.module_up:
+            return True
+        if self._attach_retry_pending:
+            self.record("comm", "no_network", purpose)
+            return False
+        return (yield from self._bring_up_module())
+
+    def _attach_later(self) -> Generator[simpy.Event, None, None]:
+        yield self.env.timeout(GIVE_UP_RETRY_S)
+        self._attach_retry_pending = False
+        if not self.module_up and not self.storage:
+            self.jobs.put(Job("attach"))
 
     def _configure_module(self) -> Generator[simpy.Event, None, None]:
         yield from self.at.command("AT")
@@ -325,10 +348,9 @@ class MeterFirmware:
 
     # ---- reports -------------------------------------------------------------------------------
     def _report(self) -> Generator[simpy.Event, None, None]:
-        if not self.module_up:
-            attached = yield from self._bring_up_module()
-            if not attached:
-                return
+        attached = yield from self._network_for("report")
+        if not attached:
+            return
         waits = list(self.sim.retry_waits_s)
         failures = 0
         while True:
@@ -621,10 +643,9 @@ class MeterFirmware:
             self.alarms.pending_flags.add("low_battery")
 
     def _send_alarm(self, name: str) -> Generator[simpy.Event, None, None]:
-        if not self.module_up:
-            attached = yield from self._bring_up_module()
-            if not attached:
-                return
+        attached = yield from self._network_for(f"alarm {name}")
+        if not attached:
+            return
         message = {"type": "alarm", "meter_number": self.meter_number, "time_s": int(self.meter_now()),
                    "alarm": name, "value": 1}
         outcome = yield from self._exchange(message)

@@ -1,0 +1,512 @@
+"""C1, C7, C8, C9, C10 and C11 through the real ports: the reference meter passes, each defect fails its check.
+
+Every verdict comes from what a hardware bench has too: the AT monitor's transcript (the MCU's commands,
+the module's answers and banners, each with its bench time), the platform's receptions, and the module
+rail (the analyser's second channel in series with the module's supply). Figures come from the default
+plan (profiles/plans/white-paper-2018.yaml). Each defect profile is run through the same scenario as the
+reference meter and fails exactly its own check: the other checks judged on its transcript still pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rig.bench import Bench
+from rig.codec import Codec, load_codec
+from rig.instruments.power import N6705CPowerAnalyser
+from rig.meter_session import MeterSession
+from rig.monitor import MCU, MODULE, MonitorLine
+from rig.platform.server import Uplink
+from rig.profiles.bench import BenchProfile
+from rig.profiles.device import DeviceProfile
+from rig.profiles.loader import load_model
+from rig.profiles.plan import C7Retry, C9CmeError513, C10ExceptionFlow, load_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+SIM_BENCH = ROOT / "profiles" / "benches" / "sim.yaml"
+REFERENCE = ROOT / "profiles" / "devices" / "reference-meter.yaml"
+DEFECTS = ROOT / "profiles" / "devices" / "defects"
+PLAN = load_plan(ROOT / "profiles" / "plans" / "white-paper-2018.yaml")
+
+NO_COVERAGE_DB = 95.0
+SERVING = 1
+STAGGER_S = 17445.0  # the reference meter's first attach waits its report stagger after power-on
+RAIL_LOG_PERIOD_S = 1.0
+RAIL_OFF_A = 0.5e-6  # below the module's PSM current (3 uA), above the analyser's noise (< 0.1 uA)
+POWER_ON_CAUSE = "REBOOT_CAUSE_SECURITY_PMU_POWER_ON_RESET"
+FINAL_RESULT = re.compile(r"^(OK|ERROR|\+CME ERROR: ?\d+)$")
+SEND = re.compile(r"^AT\+(?:QLWULDATAEX|NMGS)=(\d+),([0-9A-Fa-f]*)")
+QUERIES = {"AT", "ATI", "AT+CGMR", "AT+NUESTATS", "AT+NQMGS", "AT+NQMGR"}
+
+
+# ---- reading the monitor transcript (reusable) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One uplink attempt the MCU started: its command on the monitor and the module's answer."""
+
+    time_s: float
+    index: int
+    command: str
+    kind: str | None  # the decoded message's type; None when the codec refuses the payload
+    answer: str | None  # OK, ERROR or +CME ERROR: <n>; None when the module said nothing
+    answer_s: float | None
+
+
+def answer(lines: list[MonitorLine], index: int) -> MonitorLine | None:
+    """The module's final result for the MCU command at `index` (before the MCU's next line)."""
+    for line in lines[index + 1:]:
+        if line.sender == MCU:
+            return None
+        if FINAL_RESULT.match(line.text):
+            return line
+    return None
+
+
+def attempts(lines: list[MonitorLine], codec: Codec, kinds: tuple[str, ...] = ("basic_report",)) -> list[Attempt]:
+    """The MCU's uplink commands (`AT+QLWULDATAEX`, `AT+NMGS`) whose payload decodes to one of `kinds`."""
+    found = []
+    for line in lines:
+        match = SEND.match(line.text) if line.sender == MCU else None
+        if match is None:
+            continue
+        try:
+            kind = codec.decode_uplink(bytes.fromhex(match.group(2))).get("type")
+        except Exception:  # noqa: BLE001 - a payload the codec refuses is still an attempt, of no known kind
+            kind = None
+        if kinds and kind not in kinds:
+            continue
+        final = answer(lines, line.index)
+        found.append(Attempt(line.time_s, line.index, line.text, kind, final.text if final else None,
+                             final.time_s if final else None))
+    return found
+
+
+def commands(lines: list[MonitorLine], start: int = 0, end: int | None = None) -> list[MonitorLine]:
+    return [line for line in lines[start:end] if line.is_command]
+
+
+def is_query(command: str) -> bool:
+    """Read-only commands, allowed anywhere in a flow."""
+    text = command.upper()
+    return text.endswith("?") or text in QUERIES or text.startswith("AT+NUESTATS")
+
+
+def boots(lines: list[MonitorLine], cause: str | None = None) -> list[MonitorLine]:
+    """The module's boot banners (their REBOOT_CAUSE_ line), optionally of one cause."""
+    return [line for line in lines if line.sender == MODULE and line.text.startswith("REBOOT_CAUSE_")
+            and (cause is None or line.text == cause)]
+
+
+def first_after(lines: list[MonitorLine], index: int, test: Callable[[MonitorLine], bool]) -> MonitorLine | None:
+    return next((line for line in lines[index + 1:] if test(line)), None)
+
+
+def attached_between(lines: list[MonitorLine], start: int, end: int) -> bool:
+    """The module said it is attached: `+CGATT:1` or a registered `+CEREG`."""
+    return any(line.sender == MODULE and (line.text == "+CGATT:1" or re.match(r"^\+CEREG:(\d,)?[15](,|$)", line.text))
+               for line in lines[start:end])
+
+
+# ---- judges: problems keyed by the part of the check that failed (empty = pass) -----------------------
+
+
+def judge_c1(lines: list[MonitorLine], allow: list[str]) -> tuple[str | None, dict[str, str]]:
+    """The firmware `AT+CGMR` shows on the monitor (its SSB line), against the plan's allow-list."""
+    for command in commands(lines):
+        if command.text.upper() != "AT+CGMR":
+            continue
+        reply = next((line for line in lines[command.index + 1:] if line.sender == MODULE
+                      and line.text.startswith("SSB,")), None)
+        if reply is not None:
+            version = reply.text.removeprefix("SSB,")
+            return version, {} if version in allow else {"version": f"{version} is not in {allow}"}
+    return None, {"version": "no AT+CGMR answered with an SSB line"}
+
+
+def judge_c7(lines: list[MonitorLine], uplinks: list[Uplink], codec: Codec, check: C7Retry,
+             detection_max_s: float) -> dict[str, str]:
+    """Retries after each wait, the long wait, then reset, re-attach and a delivered attempt."""
+    problems: dict[str, str] = {}
+    found = attempts(lines, codec)
+    needed = len(check.retry_waits_s) + 2
+    if len(found) < needed:
+        return {"attempts": f"{len(found)} report attempts, {needed} expected"}
+    found = found[:needed]
+    for number, attempt in enumerate(found[:-1], start=1):
+        status = first_after(lines, attempt.index, lambda line: line.text.startswith("+QLWULDATASTATUS:"))
+        detected = (status.time_s if status and status.text != "+QLWULDATASTATUS:4" else None)
+        if detected is None or detected - attempt.time_s > detection_max_s:
+            problems[f"detection {number}"] = f"failure of attempt {number} not reported within {detection_max_s} s"
+
+    def window(key: str, gap: float, wait: float) -> None:
+        high = wait * (1 + check.tolerance_fraction) + detection_max_s
+        if not wait <= gap <= high:
+            problems[key] = f"{gap:.1f} s, expected {wait:g} .. {high:g} s"
+
+    for number, wait in enumerate(check.retry_waits_s, start=1):
+        window(f"retry {number}", found[number].time_s - found[number - 1].time_s, wait)
+    last_failed, final = found[-2], found[-1]
+    reset = first_after(lines, last_failed.index, lambda line: line.is_command and line.text.upper() == "AT+NRB")
+    if reset is None or reset.index > final.index:
+        problems["reset"] = "no AT+NRB between the last failed attempt and the next"
+        reset_s = final.time_s
+    else:
+        reset_s = reset.time_s
+        if not attached_between(lines, reset.index, final.index):
+            problems["reset"] = "no re-attach between AT+NRB and the next attempt"
+    window("long wait", reset_s - last_failed.time_s, check.reset_wait_s)
+    if not any(u.message and u.message.get("type") == final.kind
+               and final.time_s <= u.time_s <= final.time_s + detection_max_s for u in uplinks):
+        problems["delivered"] = "the attempt after the reset did not reach the platform"
+    return problems
+
+
+def judge_c9(lines: list[MonitorLine], codec: Codec, check: C9CmeError513) -> dict[str, str]:
+    """After each `+CME ERROR: 513` the next attempt comes after 1, 3, 10 min (10 % + 5 s)."""
+    problems: dict[str, str] = {}
+    errors = [a for a in attempts(lines, codec) if a.answer == "+CME ERROR: 513"]
+    if not errors:
+        return {"513": "no attempt was answered +CME ERROR: 513"}
+    for number, wait in enumerate(check.waits_s, start=1):
+        if len(errors) < number:
+            problems[f"retry {number}"] = f"only {len(errors)} attempts answered 513"
+            continue
+        error = errors[number - 1]
+        after = [c for c in commands(lines, error.index + 1) if not is_query(c.text)]
+        if not after or not SEND.match(after[0].text):
+            problems[f"retry {number}"] = f"after 513 number {number} came {after[0].text if after else 'nothing'}"
+            continue
+        gap, tolerance = after[0].time_s - error.answer_s, wait * check.tolerance_fraction + check.tolerance_s
+        if abs(gap - wait) > tolerance:
+            problems[f"retry {number}"] = f"{gap:.1f} s after 513 number {number}, expected {wait:g} +- {tolerance:g} s"
+    return problems
+
+
+def judge_c10(lines: list[MonitorLine], codec: Codec, check: C10ExceptionFlow) -> dict[str, str]:
+    """The commands after the last 513, queries aside: the expected order, then AT+NRB or a power-off."""
+    errors = [a for a in attempts(lines, codec) if a.answer == "+CME ERROR: 513"]
+    if not errors:
+        return {"flow": "no attempt was answered +CME ERROR: 513"}
+    steps = []
+    for line in lines[errors[-1].index + 1:]:
+        if line.sender == MODULE and line.text == POWER_ON_CAUSE:
+            steps.append("power_off")  # the module was cut: it comes back with a power-on banner
+            break
+        if line.is_command and not is_query(line.text):
+            if SEND.match(line.text):
+                break
+            steps.append(line.text.upper())
+    order = [step.upper() for step in check.expected_order]
+    finals = [step if step == "power_off" else step.upper() for step in check.final_steps]
+    if steps[:len(order)] != order or len(steps) <= len(order) or steps[len(order)] not in finals:
+        return {"flow": f"{steps}, expected {order} then one of {finals}"}
+    return {}
+
+
+def config_reboot(lines: list[MonitorLine], command: MonitorLine) -> bool:
+    """An AT+NRB that applies the AT+NCONFIG just before it: configuration, not a give-up."""
+    previous = [line for line in commands(lines, 0, command.index) if not is_query(line.text)]
+    return bool(previous) and previous[-1].text.upper().startswith("AT+NCONFIG=")
+
+
+def judge_c8(lines: list[MonitorLine], cuts: list[tuple[float, float]], guard_min_s: float
+             ) -> tuple[float | None, dict[str, str]]:
+    """Module power-on banner to the MCU's first give-up: AT+NRB, AT+CFUN=0 or a module power cut."""
+    banner = next(iter(boots(lines, POWER_ON_CAUSE)), None)
+    if banner is None:
+        return None, {"power-on": "no power-on boot banner on the monitor"}
+    candidates = [line.time_s for line in commands(lines, banner.index)
+                  if line.text.upper() == "AT+CFUN=0"
+                  or (line.text.upper() == "AT+NRB" and not config_reboot(lines, line))][:1]
+    candidates += [low for low, _ in cuts if low >= banner.time_s][:1]
+    if not candidates:
+        return None, {}
+    guard = min(candidates) - banner.time_s
+    return guard, {} if guard >= guard_min_s else {"guard": f"gave up {guard:.1f} s after power-on"}
+
+
+def judge_c11(lines: list[MonitorLine], boundaries: list[int]) -> dict[str, str]:
+    """Every module power cut (a monitor index it happened before) follows an `AT+CFUN=0` answered OK
+    since the module's previous boot or `AT+CFUN=1`."""
+    problems: dict[str, str] = {}
+    for boundary in boundaries:
+        anchor = max((line.index for line in lines[:boundary]
+                      if (line.sender == MODULE and line.text.startswith("REBOOT_CAUSE_"))
+                      or (line.is_command and line.text.upper() == "AT+CFUN=1")), default=-1)
+        clean = any(c.text.upper() == "AT+CFUN=0" and (ok := answer(lines, c.index)) is not None
+                    and ok.text == "OK" and ok.index < boundary for c in commands(lines, anchor + 1, boundary))
+        if not clean:
+            at = lines[boundary - 1].time_s if boundary else 0.0
+            problems[f"cut before {at:.1f}"] = "module power cut without AT+CFUN=0 answered OK"
+    return problems
+
+
+def cut_boundaries_from_banners(lines: list[MonitorLine]) -> list[int]:
+    """Power-on banners after the first (the supply's): the module was cut before each."""
+    return [banner.index for banner in boots(lines, POWER_ON_CAUSE)[1:]]
+
+
+def cut_boundaries_from_rail(lines: list[MonitorLine], cuts: list[tuple[float, float]]) -> list[int]:
+    """A rail cut is over by the end of its window: every line up to then came before it."""
+    return [sum(1 for line in lines if line.time_s <= high) for _, high in cuts]
+
+
+def rail_cuts(log: list, threshold_a: float = RAIL_OFF_A) -> list[tuple[float, float]]:
+    """Where the module rail's current stops (supply kept on): each cut as (no earlier, no later) times."""
+    maxima = np.concatenate([chunk.max_a for chunk in log])
+    start, period = log[0].start_s, log[0].period_s
+    on = maxima > threshold_a
+    stops = np.nonzero(on[:-1] & ~on[1:])[0]
+    return [(float(start + i * period), float(start + (i + 2) * period)) for i in stops]
+
+
+# ---- scenarios -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What one scenario left behind: the monitor transcript, the platform's receptions, the module rail."""
+
+    device: DeviceProfile
+    codec: Codec
+    power_on_s: float
+    lines: list[MonitorLine]
+    uplinks: list[Uplink]
+    swallowed: list[Uplink]
+    cuts: list[tuple[float, float]] = field(default_factory=list)
+    marks: dict[str, float] = field(default_factory=dict)
+
+
+def defect(name: str) -> Path:
+    return DEFECTS / f"{name}.yaml"
+
+
+def serving_attenuation_db(bench: BenchProfile, level: str) -> float:
+    """The attenuation putting the serving cell at the plan's target RSRP for `level`, open loop from the
+    bench calibration (RSRP = RS power - path loss - installation loss - attenuation). No interferer: SINR
+    stays high, so the level holds by RSRP alone."""
+    cell = next(c for c in bench.twin.cells if c.attenuator_channel == SERVING)
+    loss = bench.instruments.attenuator.path_loss_db[SERVING] + bench.twin.installation_loss_db
+    return cell.rs_power_dbm - loss - getattr(PLAN.coverage.targets, level).rsrp_dbm
+
+
+class Scenarios:
+    """Each scenario runs once per device profile (module scope) and is judged by several tests."""
+
+    def __init__(self, bench_path: Path):
+        self.bench_path = bench_path
+        self.cache: dict[tuple[str, Path, str], Run] = {}
+
+    def get(self, scenario: str, device_path: Path, level: str = "CE0") -> Run:
+        """`level`: where the serving cell is put when the scenario gives coverage (the plan's target RSRP)."""
+        key = (scenario, device_path, level)
+        if key not in self.cache:
+            self.cache[key] = self._run(getattr(self, f"_{scenario}"), device_path, level)
+        return self.cache[key]
+
+    def _run(self, body: Callable[[Bench, MeterSession, dict], list], device_path: Path, level: str) -> Run:
+        device = load_model(device_path, DeviceProfile)
+        with Bench(load_model(self.bench_path, BenchProfile), self.bench_path, device_path=device_path) as bench, \
+                MeterSession(bench, device) as meter:
+            bench.attenuator.set_all(NO_COVERAGE_DB)
+            marks: dict[str, float] = {"serving_db": serving_attenuation_db(bench.profile, level)}
+            power_on_s = bench.clock.now()
+            cuts = body(bench, meter, marks)
+            return Run(device, meter.codec, power_on_s, list(meter.monitor.lines), list(meter.platform.uplinks),
+                       list(meter.platform.swallowed), cuts, marks)
+
+    @staticmethod
+    def _retry(bench: Bench, meter: MeterSession, marks: dict) -> list:
+        """C7: the meter attaches, then the platform swallows the next 3 uplinks (its first report's)."""
+        bench.attenuator.set_attenuation(SERVING, marks["serving_db"])
+        meter.power_on()
+        bench.clock.sleep(STAGGER_S + 600)
+        marks["swallow"] = bench.clock.now()
+        meter.platform.swallow_next_uplinks(3)
+        bench.clock.sleep(42000)  # report at about 05:50 local, + 300 + 3600 + 8 h + detection
+        return []
+
+    @staticmethod
+    def _cme513(bench: Bench, meter: MeterSession, marks: dict) -> list:
+        """C9/C10: the platform registers the meter but never observes it, so every send gets 513."""
+        bench.attenuator.set_attenuation(SERVING, marks["serving_db"])
+        meter.platform.withhold_observe = True
+        meter.power_on()
+        bench.clock.sleep(25000)  # the first report (about 05:50 local) and its whole 513 handling
+        return []
+
+    @staticmethod
+    def _no_coverage(bench: Bench, meter: MeterSession, marks: dict) -> list:
+        """C8/C11: no coverage from power-on through two give-ups, then cell 1 back at CE0 for a day."""
+        channel = bench.profile.instruments.supply.module_rail_channel
+        rail = N6705CPowerAnalyser(bench.supply.transport, bench.clock, channel)  # shares the analyser's session
+        meter.power_on()
+        log = list(rail.data_log(RAIL_LOG_PERIOD_S, 22000.0))
+        marks["restore"] = bench.clock.now()
+        bench.attenuator.set_attenuation(SERVING, marks["serving_db"])
+        bench.clock.sleep(PLAN.checks.C8.attach_within_s)
+        return rail_cuts(log)
+
+
+@pytest.fixture(scope="module")
+def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Scenarios:
+    """The simulated bench with its module rail on the analyser's second output."""
+    path = tmp_path_factory.mktemp("bench") / "sim-with-module-rail.yaml"
+    path.write_text(f"extends: {SIM_BENCH}\ninstruments:\n  supply:\n    module_rail_channel: 2\n")
+    return Scenarios(path)
+
+
+def detection_max_s(run: Run) -> float:
+    return run.device.failure_detection_max_s
+
+
+def c8_c11(run: Run) -> tuple[float | None, dict[str, str], dict[str, str], dict[str, str]]:
+    guard, c8 = judge_c8(run.lines, run.cuts, PLAN.checks.C8.guard_min_s)
+    by_banner = judge_c11(run.lines, cut_boundaries_from_banners(run.lines))
+    by_rail = judge_c11(run.lines, cut_boundaries_from_rail(run.lines, run.cuts))
+    return guard, c8, by_banner, by_rail
+
+
+# ---- the attempts helper on a hand-made transcript -----------------------------------------------------
+
+
+def test_attempts_helper_reads_sends_answers_and_kinds():
+    codec = load_codec("reference")
+    report = codec.encode_uplink({"type": "alarm", "meter_number": 1, "time_s": 0, "alarm": "magnetic", "value": 1})
+    texts = [
+        (MCU, f"AT+QLWULDATAEX={len(report)},{report.hex().upper()},0x0100"), (MODULE, "+CME ERROR: 513"),
+        (MCU, "AT+NUESTATS"), (MODULE, "ECL:0"), (MODULE, "OK"),
+        (MCU, f"AT+NMGS={len(report)},{report.hex()}"), (MODULE, "+CSCON:1"), (MODULE, "OK"),
+        (MCU, "AT+NMGS=2,FFFF"), (MCU, "AT+NRB"), (MODULE, "REBOOTING"),
+    ]
+    lines = [MonitorLine(i, 10.0 * i, sender, text) for i, (sender, text) in enumerate(texts)]
+    alarms = attempts(lines, codec, ("alarm",))
+    assert [(a.time_s, a.answer, a.answer_s, a.kind) for a in alarms] == [
+        (0.0, "+CME ERROR: 513", 10.0, "alarm"), (50.0, "OK", 70.0, "alarm")]
+    assert [(a.index, a.kind, a.answer) for a in attempts(lines, codec, ())] == [
+        (0, "alarm", "+CME ERROR: 513"), (5, "alarm", "OK"), (8, None, None)]
+    assert attempts(lines, codec) == []
+    assert [c.text for c in commands(lines) if not is_query(c.text)][-1] == "AT+NRB"
+
+
+# ---- C1 ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", ["retry", "cme513", "no_coverage"])
+def test_c1_reference_meter_shows_power_optimised_firmware(scenarios: Scenarios, scenario: str):
+    run = scenarios.get(scenario, REFERENCE)
+    version, problems = judge_c1(run.lines, PLAN.checks.C1.firmware_allow_list)
+    assert (version, problems) == ("V150R100C10B200SP1", {})
+
+
+def test_c1_old_firmware_fails_only_c1(scenarios: Scenarios):
+    run = scenarios.get("no_coverage", defect("c1-old-firmware"))
+    version, problems = judge_c1(run.lines, PLAN.checks.C1.firmware_allow_list)
+    assert version == "V100R100C10B657SP1"
+    assert set(problems) == {"version"}
+    guard, c8, by_banner, by_rail = c8_c11(run)
+    assert (c8, by_banner, by_rail) == ({}, {}, {})
+
+
+# ---- C7 ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("level", list(dict.fromkeys(["CE0", PLAN.behaviour_level, *PLAN.checks.C7.extra_levels])))
+def test_c7_reference_meter_retries_5_min_1_h_then_resets_after_8_h(scenarios: Scenarios, level: str):
+    run = scenarios.get("retry", REFERENCE, level)
+    found = attempts(run.lines, run.codec)
+    assert len(run.swallowed) == 3 and all(u.message["type"] == "basic_report" for u in run.swallowed)
+    assert judge_c7(run.lines, run.uplinks, run.codec, PLAN.checks.C7, detection_max_s(run)) == {}
+    gaps = [b.time_s - a.time_s for a, b in zip(found, found[1:4], strict=False)]
+    assert 300 < gaps[0] < 300 + detection_max_s(run) and 3600 < gaps[1] < 3600 + detection_max_s(run)
+    assert found[0].time_s > run.marks["swallow"]
+    reset = [c for c in commands(run.lines, found[2].index, found[3].index) if c.text == "AT+NRB"]
+    assert len(reset) == 1 and 28800 <= reset[0].time_s - found[2].time_s <= 28800 + detection_max_s(run)
+    assert [u.message["type"] for u in run.uplinks][:1] == ["basic_report"]
+
+
+def test_c7_retry_5_5_5_fails_the_hour_and_the_long_wait(scenarios: Scenarios):
+    run = scenarios.get("retry", defect("c7-retry-5-5-5"))
+    problems = judge_c7(run.lines, run.uplinks, run.codec, PLAN.checks.C7, detection_max_s(run))
+    assert set(problems) == {"retry 2", "long wait"}, problems
+    found = attempts(run.lines, run.codec)
+    gaps = [b.time_s - a.time_s for a, b in zip(found, found[1:3], strict=False)]
+    assert all(300 <= gap <= 300 + detection_max_s(run) for gap in gaps)
+
+
+def test_c7_no_reset_fails_only_the_reset(scenarios: Scenarios):
+    run = scenarios.get("retry", defect("c7-no-reset"))
+    problems = judge_c7(run.lines, run.uplinks, run.codec, PLAN.checks.C7, detection_max_s(run))
+    assert set(problems) == {"reset"}, problems
+    found = attempts(run.lines, run.codec)
+    assert not any(c.text == "AT+NRB" for c in commands(run.lines, found[0].index))
+
+
+# ---- C9 / C10 ------------------------------------------------------------------------------------------
+
+
+def test_c9_c10_reference_meter_retries_after_513_then_runs_the_exception_flow(scenarios: Scenarios):
+    run = scenarios.get("cme513", REFERENCE)
+    assert judge_c9(run.lines, run.codec, PLAN.checks.C9) == {}
+    assert judge_c10(run.lines, run.codec, PLAN.checks.C10) == {}
+    errors = [a for a in attempts(run.lines, run.codec) if a.answer == "+CME ERROR: 513"]
+    assert len(errors) == 1 + len(PLAN.checks.C9.waits_s)
+    assert not any(u.message and u.message.get("type") == "basic_report" for u in run.uplinks)
+
+
+def test_c9_no_retry_after_513_fails_only_c9(scenarios: Scenarios):
+    run = scenarios.get("cme513", defect("c9-no-retry-after-513"))
+    assert set(judge_c9(run.lines, run.codec, PLAN.checks.C9)) == {"retry 1", "retry 2", "retry 3"}
+    assert judge_c10(run.lines, run.codec, PLAN.checks.C10) == {}
+
+
+def test_c10_flow_without_ncsearfcn_fails_only_c10(scenarios: Scenarios):
+    run = scenarios.get("cme513", defect("c10-flow-without-ncsearfcn"))
+    assert judge_c9(run.lines, run.codec, PLAN.checks.C9) == {}
+    assert set(judge_c10(run.lines, run.codec, PLAN.checks.C10)) == {"flow"}
+
+
+# ---- C8 / C11 ------------------------------------------------------------------------------------------
+
+
+def reported_after_restore(run: Run) -> bool:
+    restore, within = run.marks["restore"], PLAN.checks.C8.attach_within_s
+    return any(u.message and u.message.get("type") == "basic_report" and restore < u.time_s <= restore + within
+               for u in run.uplinks)
+
+
+def test_c8_c11_reference_meter_guards_5_min_and_sends_cfun0_before_each_cut(scenarios: Scenarios):
+    run = scenarios.get("no_coverage", REFERENCE)
+    guard, c8, by_banner, by_rail = c8_c11(run)
+    assert c8 == {} and guard is not None and guard >= PLAN.checks.C8.guard_min_s
+    assert guard <= PLAN.checks.C8.guard_min_s + 10  # it gives up (and cuts) soon after the guard
+    assert len(run.cuts) == 2 and len(cut_boundaries_from_banners(run.lines)) == 2
+    assert by_banner == {} and by_rail == {}
+    restore = next(i for i, line in enumerate(run.lines) if line.time_s > run.marks["restore"])
+    assert attached_between(run.lines, restore, len(run.lines))
+    assert reported_after_restore(run)
+
+
+def test_c8_gives_up_after_180s_fails_only_c8(scenarios: Scenarios):
+    run = scenarios.get("no_coverage", defect("c8-gives-up-after-180s"))
+    guard, c8, by_banner, by_rail = c8_c11(run)
+    assert set(c8) == {"guard"} and guard is not None and 180 <= guard < 190
+    assert by_banner == {} and by_rail == {}
+    assert reported_after_restore(run)
+
+
+def test_c11_no_cfun0_before_power_off_fails_only_c11(scenarios: Scenarios):
+    run = scenarios.get("no_coverage", defect("c11-no-cfun0-before-power-off"))
+    guard, c8, by_banner, by_rail = c8_c11(run)
+    assert c8 == {} and guard is not None and guard >= PLAN.checks.C8.guard_min_s
+    assert len(by_banner) == 2 and len(by_rail) == 2
+    assert not any(c.text == "AT+CFUN=0" for c in commands(run.lines))
+    assert reported_after_restore(run)
