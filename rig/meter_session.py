@@ -9,8 +9,10 @@ from __future__ import annotations
 from rig.bench import Bench
 from rig.codec import load_codec
 from rig.errors import RigFault
+from rig.maintenance import MaintenanceDriver, load_maintenance
 from rig.monitor import AtMonitor
 from rig.platform import Platform
+from rig.ports import SerialLinePort
 from rig.profiles.device import DeviceProfile
 
 
@@ -24,6 +26,8 @@ class MeterSession:
         self.codec = load_codec(device.codec)
         self.platform = Platform(self.codec, bench.clock, platform_host, platform_port)
         self.monitor: AtMonitor | None = None
+        self._maintenance: MaintenanceDriver | None = None
+        self._maintenance_port: SerialLinePort | None = None
         try:
             if bench.twin_link is not None:
                 host, port = self.platform.address
@@ -36,6 +40,21 @@ class MeterSession:
         except BaseException:
             self.close()
             raise
+
+    @property
+    def maintenance(self) -> MaintenanceDriver:
+        """The near-end port's driver (the device profile's protocol plugin), logged in on first use."""
+        if self._maintenance is None:
+            if not self.device.parts.maintenance:
+                raise RigFault(f"{self.device.name} has no maintenance port")
+            settings = self.device.maintenance
+            self._maintenance_port = SerialLinePort(
+                "maintenance", self.bench.resolve_port(settings.port), self.bench.clock, settings.baudrate
+            )
+            driver = load_maintenance(settings.protocol)
+            self._maintenance = driver(self._maintenance_port, self.bench.clock, secrets=[settings.password])
+            self._maintenance.login(settings.password.get_secret_value())
+        return self._maintenance
 
     def power_on(self) -> None:
         if self.bench.supply is None:
@@ -54,6 +73,9 @@ class MeterSession:
         self.bench.twin_link.query(f"SIM:STIM {name}{suffix}")
 
     def close(self) -> None:
+        if self._maintenance_port is not None:
+            self._maintenance_port.close()
+            self._maintenance_port = self._maintenance = None
         if self.monitor is not None:
             self.monitor.close()
             self.monitor = None
