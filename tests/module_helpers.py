@@ -34,6 +34,9 @@ FAR_DB = 95.0
 RS_POWER_DBM = -60.0
 PATH_LOSS_DB = 30.0
 
+DATAGRAM_PEER = "127.0.0.1,9999"  # some local UDP port: nobody needs to listen
+CONNECT_TIMEOUT_S = 10.0
+
 Match = str | re.Pattern | Callable[[str], bool]
 
 
@@ -74,6 +77,15 @@ class Reply:
     @property
     def text(self) -> str:
         return "\n".join(line.text for line in self.lines)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A datagram the module took (`sent_s`: its reply), and the connection it set up for it."""
+
+    sent_s: float
+    since: int
+    connected: StampedLine
 
 
 class ModuleSession:
@@ -125,14 +137,6 @@ class ModuleSession:
             raise AssertionError(f"no line matching {match!r} within {timeout_s} s:\n{self.transcript(start)}")
         return found[0]
 
-    def no_line(self, match: Match, duration_s: float, since: int | None = None) -> None:
-        """Let `duration_s` pass and assert that no matching line arrived."""
-        start = self.last_sent_index if since is None else since
-        matches = _matcher(match)
-        self.clock.wait_until(lambda: self.find(matches, start) is not None, duration_s)
-        line = self.find(matches, start)
-        assert line is None, f"unexpected {line.text!r}:\n{self.transcript(start)}"
-
     # ---- commands ------------------------------------------------------------------------------
     def write_raw(self, data: bytes) -> None:
         self.port.write(data)
@@ -165,14 +169,6 @@ class ModuleSession:
         self.wait_line("OK", BOOT_TIMEOUT_S, since=start)
         return self.lines_since(start)
 
-    def power_off(self) -> None:
-        self.supply.set_output(False)
-
-    def set_attenuation(self, **channels_db: float) -> None:
-        """`set_attenuation(ch1=5, ch2=95)`; channels not named keep their value."""
-        for name, value in channels_db.items():
-            self.attenuator.set_attenuation(int(name.removeprefix("ch")), value)
-
     def wait_registered(self, timeout_s: float = 120.0, poll_s: float = 1.0) -> float:
         """Poll `AT+CGATT?` until attached; returns the time of the answer that said so."""
         deadline = self.clock.now() + timeout_s
@@ -188,6 +184,33 @@ class ModuleSession:
         self.ok("AT+CSCON=1")
         if self.ok("AT+CSCON?") == ["+CSCON:1,1"]:
             self.wait_line("+CSCON:0", timeout_s)
+
+    def send_datagram(self, flags: str | None = None, attempts: int = 3) -> Sent:
+        """From RRC idle or PSM, send 4 bytes of UDP to a local port and wait for the connection (`+CSCON:1`).
+
+        `AT+NSOST`, or `AT+NSOSTF` with `flags` (`0x200`: release assistance). The twin's network may
+        refuse an RRC setup now and then, as a real one does (the log says `rrc_setup_failed`, and the
+        module drops the datagram): then the datagram is sent again, up to `attempts` times.
+        """
+        self.ok("AT+CSCON=1")
+        for _ in range(attempts):
+            since = self.mark()
+            socket = self.ok("AT+NSOCR=DGRAM,17,5000,1")[0]
+            command = (
+                f"AT+NSOST={socket},{DATAGRAM_PEER},4,DEADBEEF" if flags is None
+                else f"AT+NSOSTF={socket},{DATAGRAM_PEER},{flags},4,DEADBEEF"
+            )
+            reply = self.send(command)
+            assert reply.text.splitlines() == [f"{socket},4", "OK"], reply.text
+            self.ok(f"AT+NSOCL={socket}")
+            self.clock.wait_until(lambda s=since: self.find("+CSCON:1", s) is not None, CONNECT_TIMEOUT_S)
+            connected = self.find("+CSCON:1", since)
+            if connected is not None:
+                return Sent(reply.final_s, since, connected)
+            assert self.events("rrc_setup_failed", reply.sent_s), (
+                f"{command}: no RRC connection and none refused:\n{self.transcript(since)}"
+            )
+        raise AssertionError(f"no RRC connection in {attempts} attempts:\n{self.transcript()}")
 
     def nuestats(self) -> dict[str, int]:
         """`AT+NUESTATS` as a dict of its integer fields, in the module's order."""
@@ -217,7 +240,6 @@ def module_bench(
     seed: int | None = None,
 ) -> Iterator[ModuleSession]:
     """A bench on its own twin with one bare module; by default CE0 on cell 1 only, powered and booted."""
-    import os; seed = seed or int(os.environ.get("MSEED", "1"))
     bench = Bench(load_model(SIM_BENCH, BenchProfile), SIM_BENCH, seed=seed, device_path=device_path).open()
     session = None
     try:

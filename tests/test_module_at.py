@@ -85,7 +85,6 @@ CELL_LINE = re.compile(r"NUESTATS:CELL,(\d+),(\d+),([01]),(-?\d+),(-?\d+),(-?\d+
 CE0_ATTENUATION_DB = 5.0
 CE0_SIGNAL_POWER = -950  # -60 dBm RS - 30 dB path - 5 dB, in tenths of dBm
 SIGNAL_POWER_TOLERANCE = 30
-SOCKET_SEND = "AT+NSOST={socket},127.0.0.1,9999,4,DEADBEEF"
 
 
 @pytest.fixture(scope="module")
@@ -99,13 +98,6 @@ def module() -> ModuleSession:
 def attached(module: ModuleSession) -> ModuleSession:
     module.wait_registered()
     return module
-
-
-def socket_send(module: ModuleSession) -> None:
-    """Some mobile-originated data (a UDP datagram): it needs an RRC connection."""
-    socket = module.ok("AT+NSOCR=DGRAM,17,5000,1")[0]
-    assert module.ok(SOCKET_SEND.format(socket=socket)) == [f"{socket},4"]
-    module.ok(f"AT+NSOCL={socket}")
 
 
 # ---- boot ----------------------------------------------------------------------------------------
@@ -231,12 +223,10 @@ def test_cscon_reports_connected_then_released(attached):
     assert module.ok("AT+CSCON=1") == []
     module.wait_released()
     assert module.ok("AT+CSCON?") == ["+CSCON:1,0"]
-    since = module.mark()
-    socket_send(module)
-    connected = module.wait_line("+CSCON:1", 10, since=since)
+    sent = module.send_datagram()  # mobile-originated data needs an RRC connection
     assert module.ok("AT+CSCON?") == ["+CSCON:1,1"]
-    released = module.wait_line("+CSCON:0", 30, since=since)
-    assert released.time_s > connected.time_s
+    released = module.wait_line("+CSCON:0", 30, since=sent.since)
+    assert released.time_s > sent.connected.time_s
     assert module.ok("AT+CSCON?") == ["+CSCON:1,0"]
 
 
@@ -246,16 +236,15 @@ def test_cpsms_reads_back_and_npsmr_reports_entering_psm(attached):
     assert module.ok("AT+CPSMS?") == ["+CPSMS:1,,,00111000,00001111"]
     assert module.ok("AT+NPSMR=1") == []
     module.wait_released()
-    since = module.mark()
-    socket_send(module)
-    released = module.wait_line("+CSCON:0", 30, since=since)
-    psm = module.wait_line("+NPSMR:1", 60, since=since)
+    sent = module.send_datagram()
+    released = module.wait_line("+CSCON:0", 30, since=sent.since)
+    psm = module.wait_line("+NPSMR:1", 60, since=sent.since)
     assert psm.time_s == pytest.approx(released.time_s + 30.0)
     assert module.ok("AT+NPSMR?") == ["+NPSMR:1,1"]
     assert module.ok("AT+CGATT?") == ["+CGATT:1"]  # PSM keeps the attach
     since = module.mark()
-    socket_send(module)
-    assert module.wait_line("+NPSMR:0", 10, since=since).time_s <= module.wait_line("+CSCON:1", 10, since=since).time_s
+    sent = module.send_datagram()  # data wakes the module: it leaves PSM, then connects
+    assert module.find("+NPSMR:0", since).time_s <= sent.connected.time_s
     module.ok('AT+CPSMS=0')
     assert module.ok("AT+CPSMS?")[0].startswith("+CPSMS:0,")
     assert module.send('AT+CPSMS=1,,,"0011100"').final == "+CME ERROR: 50"

@@ -35,30 +35,20 @@ INACTIVITY_S = BENCH.twin.network.inactivity_timer_s
 T3324_S = 30.0
 PSM_REQUEST = 'AT+CPSMS=1,,,"00111000","00001111"'  # T3412 24 h, T3324 30 s
 EXACT_S = 1e-6
-CONNECTED_A = 0.01  # the 0.5 s average of connected is far above this; idle spikes last 20 ms
-SEARCH_BURST_A = 0.01
+PAGING_SPIKE_A = 0.01  # the idle floor is below 1 mA, a paging wake about 30 mA
+SEARCH_BURST_A = 0.01  # between searches the module sleeps at a few uA; searching draws about 45 mA
 
 
 def ch(cell) -> int:
     return cell.attenuator_channel
 
 
-def socket_send(module: ModuleSession, flags: str | None = None) -> float:
-    """A UDP datagram to some local port (`AT+NSOSTF` with `flags`); returns the time of the send's reply."""
-    socket = module.ok("AT+NSOCR=DGRAM,17,5000,1")[0]
-    command = (
-        f"AT+NSOST={socket},127.0.0.1,9999,4,DEADBEEF" if flags is None
-        else f"AT+NSOSTF={socket},127.0.0.1,9999,{flags},4,DEADBEEF"
-    )
-    reply = module.send(command)
-    assert reply.body == [f"{socket},4"] and reply.final == "OK", reply.text
-    module.ok(f"AT+NSOCL={socket}")
-    return reply.final_s
-
-
 def wait_psm(module: ModuleSession) -> None:
+    """Request PSM (T3324 30 s) and wait until the module is in it."""
+    module.ok("AT+NPSMR=1")
+    module.ok(PSM_REQUEST)
     if module.ok("AT+NPSMR?") != ["+NPSMR:1,1"]:
-        module.wait_line("+NPSMR:1", 120, since=0 if not module.history else None)
+        module.wait_line("+NPSMR:1", 120, since=module.mark())
 
 
 # ---- attach, inactivity release, T3324, PSM -----------------------------------------------------------
@@ -80,33 +70,29 @@ def test_attach_then_released_by_the_inactivity_timer_exactly_20s_after_the_last
     release = module.events("rrc_release")[0]
     assert release["detail"] == "inactivity" and release["time_s"] == pytest.approx(released.time_s, abs=EXACT_S)
 
-    since = module.mark()
-    socket_send(module)
-    released = module.wait_line("+CSCON:0", 60, since=since)
-    uplink = module.events("uplink", connected.time_s)[0]
+    sent = module.send_datagram()
+    released = module.wait_line("+CSCON:0", 60, since=sent.since)
+    uplink = module.events("uplink", sent.sent_s)[0]
     assert released.time_s - uplink["time_s"] == pytest.approx(INACTIVITY_S, abs=EXACT_S)
 
 
 def test_idle_for_t3324_then_psm_30s_after_the_release(module):
     module.wait_released()
     module.ok(PSM_REQUEST)
-    since = module.mark()
-    socket_send(module)
-    released = module.wait_line("+CSCON:0", 60, since=since)
-    psm = module.wait_line("+NPSMR:1", 60, since=since)
+    sent = module.send_datagram()
+    released = module.wait_line("+CSCON:0", 60, since=sent.since)
+    psm = module.wait_line("+NPSMR:1", 60, since=sent.since)
     assert psm.time_s - released.time_s == pytest.approx(T3324_S, abs=EXACT_S)
     assert module.ok("AT+CGATT?") == ["+CGATT:1"]
 
 
 def test_psm_keeps_the_attach_and_data_wakes_it_with_a_service_request(module):
-    module.ok(PSM_REQUEST)
     wait_psm(module)
     woke_s = module.clock.now()
     since = module.mark()
-    socket_send(module)
-    module.wait_line("+CSCON:1", 10, since=since)
+    sent = module.send_datagram()
     assert module.find("+NPSMR:0", since) is not None
-    module.wait_line("+CSCON:0", 60, since=since)
+    module.wait_line("+CSCON:0", 60, since=sent.since)
     setups = module.events("rrc_setup", woke_s)
     assert [e["detail"] for e in setups] == ["mo-data"]
     assert [e["event"] for e in module.network_log()].count("attach") == 1
@@ -114,44 +100,51 @@ def test_psm_keeps_the_attach_and_data_wakes_it_with_a_service_request(module):
 
 
 def test_currents_of_connected_idle_and_psm(module):
-    module.ok(PSM_REQUEST)
     wait_psm(module)
     psm_a = module.mean_current_a(60.0)
     assert psm_a == pytest.approx(DEVICE.psm_current_ua * 1e-6, rel=0.1)
     assert module.supply.measure_current_a() == pytest.approx(DEVICE.psm_current_ua * 1e-6, rel=0.1)
 
-    since = module.mark()
-    socket_send(module)
-    module.wait_line("+CSCON:1", 10, since=since)
+    sent = module.send_datagram()
     connected = module.supply.capture(2000, 1e-3)  # 2 s from the connection on, TX burst included
     assert float(np.mean(connected.currents_a)) == pytest.approx(DEVICE.connected_current_ma * 1e-3, rel=0.1)
     assert 0.15 < float(np.max(connected.currents_a)) < 0.25  # TX near 200 mA at 23 dBm
 
-    module.wait_line("+CSCON:0", 60, since=since)
+    module.wait_line("+CSCON:0", 60, since=sent.since)
     idle = module.supply.capture(10_000, 1e-3)  # 10 s inside the 30 s idle window
     assert float(np.mean(idle.currents_a)) == pytest.approx(DEVICE.idle_current_ma * 1e-3, rel=0.1)
-    spikes = idle.times_s[1:][np.diff((idle.currents_a > 0.01).astype(int)) == 1]
+    spikes = idle.times_s[1:][np.diff((idle.currents_a > PAGING_SPIKE_A).astype(int)) == 1]
     assert 3 <= len(spikes) <= 4  # one paging occasion every 2.56 s (+ the 20 ms wake)
     assert np.all(np.abs(np.diff(spikes) - 2.58) < 0.01)
     assert float(np.max(idle.currents_a)) == pytest.approx(DEVICE.paging_spike_ma * 1e-3, rel=0.1)
 
 
-def test_release_assistance_releases_within_a_second_of_the_send(module):
-    module.ok(PSM_REQUEST)
+def test_waking_from_psm_draws_radio_current_during_the_service_request(module):
     wait_psm(module)
+    socket = module.ok("AT+NSOCR=DGRAM,17,5000,1")[0]
     since = module.mark()
-    sent_s = socket_send(module, flags="0x200")
-    module.wait_line("+CSCON:1", 10, since=since)
-    released = module.wait_line("+CSCON:0", 10, since=since)
-    assert released.time_s - sent_s < 1.0
-    assert module.events("rrc_release", sent_s)[0]["detail"] == "release-assistance"
+    module.port.write_line(f"AT+NSOST={socket},127.0.0.1,9999,4,DEADBEEF")
+    capture = module.supply.capture(2000, 1e-3)  # from the command on
+    accepted = module.wait_line("OK", 5, since=since)
+    connected = module.wait_line("+CSCON:1", 5, since=since)
+    module.ok(f"AT+NSOCL={socket}")
+    setup = capture.currents_a[(capture.times_s > accepted.time_s) & (capture.times_s < connected.time_s - 1e-3)]
+    assert len(setup) >= 200  # random access and RRC setup take about 0.25 s at CE0
+    assert float(np.mean(setup)) == pytest.approx(DEVICE.connected_current_ma * 1e-3, rel=0.1)
+
+
+def test_release_assistance_releases_within_a_second_of_the_send(module):
+    wait_psm(module)
+    sent = module.send_datagram(flags="0x200")
+    released = module.wait_line("+CSCON:0", 10, since=sent.since)
+    assert released.time_s - sent.sent_s < 1.0
+    assert module.events("rrc_release", sent.sent_s)[0]["detail"] == "release-assistance"
 
     wait_psm(module)
-    since = module.mark()
-    sent_s = socket_send(module)
-    released = module.wait_line("+CSCON:0", 60, since=since)
-    assert released.time_s - sent_s > INACTIVITY_S
-    assert module.events("rrc_release", sent_s)[0]["detail"] == "inactivity"
+    sent = module.send_datagram()
+    released = module.wait_line("+CSCON:0", 60, since=sent.since)
+    assert released.time_s - sent.sent_s > INACTIVITY_S
+    assert module.events("rrc_release", sent.sent_s)[0]["detail"] == "inactivity"
 
 
 def test_psm_current_of_a_12ua_module_measures_12ua(tmp_path):
@@ -177,7 +170,7 @@ def test_coverage_level_follows_rsrp_with_thresholds_105_and_115(coverage, rsrp_
     coverage.attenuator.set_attenuation(ch(CELL_A), attenuation_for_rsrp(rsrp_dbm))
     stats = coverage.nuestats()
     assert stats["ECL"] == ecl
-    assert abs(stats["Signal power"] - rsrp_dbm * 10) <= 30
+    assert abs(stats["Signal power"] - rsrp_dbm * 10) <= 40  # 1 dB of measurement noise (sigma), in tenths
     assert (stats["PCI"], stats["EARFCN"]) == (CELL_A.pci, CELL_A.earfcn)
 
 
@@ -200,9 +193,14 @@ def test_no_service_below_130dbm_then_attach_when_the_signal_returns():
         assert module.ok("AT+CGATT?") == ["+CGATT:0"]
         assert module.ok("AT+CEREG?") == ["+CEREG:0,2"]  # still searching
         assert module.events("attach") == []
+        module.ok("AT+CEREG=1")
         module.attenuator.set_attenuation(ch(CELL_A), attenuation_for_rsrp(-127))
-        registered_s = module.wait_registered(timeout_s=900)
-        assert registered_s - module.history[0].time_s < 800  # the next search after the 10 min backoff
+        registered = module.wait_line("+CEREG:1", 900)
+        first_search_s = module.history[0].time_s  # the search starts with the boot banner
+        # found by the next search, 10 min after the first began (12 s of search, then the attach and any
+        # retries of it), not by the one after that (30 min)
+        assert 612.0 < registered.time_s - first_search_s < 700.0
+        assert module.ok("AT+CGATT?") == ["+CGATT:1"]
         assert module.nuestats()["ECL"] == 2
 
 

@@ -302,6 +302,7 @@ class Modem:
         result = yield self._wake | self.env.timeout(self.config.t3412_s)
         self._leave_psm()
         if self._wake not in result and not self.connected:
+            self._draw(self.settings.connected_current_ma * 1e-3)  # random access and RRC setup: radio on
             ok = yield from self.network.connect(self, "tau")
             if ok:
                 self._enter_connected()
@@ -350,11 +351,19 @@ class Modem:
         serving = self.network.radio.measure(self.serving) if self.serving else None
         if serving is None or not serving.suitable:
             return False
+        was_in_psm, before_a = self.in_psm, self.power.amps("module")
         self._leave_psm()
+        self._draw(self.settings.connected_current_ma * 1e-3)  # random access and RRC setup: radio on
         ok = yield from self.network.connect(self, "mo-data")
         if ok:
             self._enter_connected()
             self._poke()
+        else:  # refused: back to where it was (PSM again, as it says)
+            self._draw(before_a)
+            if was_in_psm:
+                self.in_psm = True
+                if self.npsmr_mode:
+                    self.urc("+NPSMR:1")
         return ok
 
     def transmit(self, datagram: bytes, destination: tuple[str, int]) -> Generator[simpy.Event, None, bool]:
