@@ -301,6 +301,8 @@ class NbiotModule:
     def _nuestats(self, which: str) -> bytes:
         m = self.modem
         measurement = m.measurement()
+        if measurement is not None and not measurement.suitable:
+            measurement = None  # below sensitivity (or switched off, -inf): out of service, nothing to measure
         if measurement is None:
             fields = {"Signal power": -32768, "Total power": -32768, "TX power": -32768, "TX time": 0,
                       "RX time": 0, "Cell ID": -1, "ECL": 255, "SNR": -32768, "EARFCN": 0, "PCI": 65535,
@@ -358,6 +360,8 @@ class NbiotModule:
         return at.frame(f"{len(payload)},{payload.hex().upper()}")
 
     def _on_attached(self) -> None:
+        """A (re-)attach gives a new IP context: the platform registration starts over."""
+        self.lwm2m.reset()
         if self.lwm2m.server is not None:
             self.lwm2m.start_registration()
 

@@ -30,6 +30,8 @@ STORED_EARFCN_SEARCH_S = 4.0
 FULL_SEARCH_S = 12.0
 TAU_CONNECTED_S = 1.0
 ATTACH_ATTEMPTS = 5
+SETUP_ATTEMPTS = 3
+SETUP_RETRY_S = 1.0
 ATTACH_RETRY_S = 10.0
 
 
@@ -74,6 +76,7 @@ class Modem:
         self.cscon_mode = 0
         self.npsmr_mode = 0
         self._generation = 0
+        self._service_lost = False
         self._cycle: simpy.Process | None = None
         self._wake = self.env.event()
         self.on_registered: list[Callable[[], None]] = []
@@ -190,39 +193,49 @@ class Modem:
     def _life(self, generation: int) -> Generator[simpy.Event, None, None]:
         """Search (with backoff), attach, then the connected / idle / PSM cycle, for as long as CFUN=1."""
         try:
-            self._set_registration(2)
-            backoff = self.settings.search_backoff_first_s
             first = True
-            failed_attaches = 0
             while True:
-                search_started = self.env.now
-                found = yield from self._find_cell(first)
+                yield from self._search_and_attach(first)
                 first = False
-                if found is not None:
-                    attached = yield from self.network.attach(self, found.cell)
-                    if attached:
-                        break
-                    failed_attaches += 1
-                    if failed_attaches < ATTACH_ATTEMPTS:
-                        yield self.env.timeout(ATTACH_RETRY_S)  # T3411
-                        continue
-                failed_attaches = 0
-                self._draw(self.settings.psm_current_ua * 1e-6)
-                wait = self.settings.search_fixed_interval_s or backoff
-                # the interval runs from the start of one search to the start of the next (C21b measures
-                # burst start to burst start); a search longer than the interval is followed at once
-                yield self.env.timeout(max(search_started + wait - self.env.now, 0.0))
-                backoff = min(backoff * 2, self.settings.search_backoff_cap_s)
-            self.serving = self.network.serving_cell(self)
-            self._remember(self.serving.earfcn)
-            self.last_measurement = self.network.radio.measure(self.serving)
-            self._set_registration(1)
-            self._enter_connected()
-            for callback in list(self.on_registered):
-                callback()
-            yield from self._cycle_forever()
+                yield from self._cycle_forever()
+                # out of service: the serving cell is gone and no other suitable cell could be selected
+                self.network.lost(self, "out of coverage")
+                self.connected = self.in_psm = False
+                self._service_lost = False
         except simpy.Interrupt:
             return
+
+    def _search_and_attach(self, first: bool) -> Generator[simpy.Event, None, None]:
+        """Search (with the backoff) until attached; then registered and connected."""
+        self._set_registration(2)
+        backoff = self.settings.search_backoff_first_s
+        failed_attaches = 0
+        while True:
+            search_started = self.env.now
+            found = yield from self._find_cell(first)
+            first = False
+            if found is not None:
+                attached = yield from self.network.attach(self, found.cell)
+                if attached:
+                    break
+                failed_attaches += 1
+                if failed_attaches < ATTACH_ATTEMPTS:
+                    yield self.env.timeout(ATTACH_RETRY_S)  # T3411
+                    continue
+            failed_attaches = 0
+            self._draw(self.settings.psm_current_ua * 1e-6)
+            wait = self.settings.search_fixed_interval_s or backoff
+            # the interval runs from the start of one search to the start of the next (C21b measures
+            # burst start to burst start); a search longer than the interval is followed at once
+            yield self.env.timeout(max(search_started + wait - self.env.now, 0.0))
+            backoff = min(backoff * 2, self.settings.search_backoff_cap_s)
+        self.serving = self.network.serving_cell(self)
+        self._remember(self.serving.earfcn)
+        self.last_measurement = self.network.radio.measure(self.serving)
+        self._set_registration(1)
+        self._enter_connected()
+        for callback in list(self.on_registered):
+            callback()
 
     def _find_cell(self, first: bool) -> Generator[simpy.Event, None, Measurement | None]:
         allowed = self._allowed_earfcns()
@@ -259,13 +272,14 @@ class Modem:
             self._wake.succeed()
 
     def _cycle_forever(self) -> Generator[simpy.Event, None, None]:
-        while True:
+        """Connected, idle and PSM in turn, until the service is lost."""
+        while not self._service_lost:
             if self.connected:
                 self._wake = self.env.event()
                 yield self._wake
                 continue
             yield from self._idle()
-            if self.connected:
+            if self.connected or self._service_lost:
                 continue
             yield from self._psm()
 
@@ -277,7 +291,7 @@ class Modem:
         idle_floor = max(self.settings.idle_current_ma * 1e-3
                          - self.settings.paging_spike_ma * 1e-3 * PAGING_SPIKE_S / PAGING_CYCLE_S, 0.0)
         next_evaluation = self.env.now + IDLE_EVALUATION_S
-        while not self.connected and self.env.now < active_until:
+        while not self.connected and not self._service_lost and self.env.now < active_until:
             self._draw(idle_floor)
             self._wake = self.env.event()
             step = min(PAGING_CYCLE_S, active_until - self.env.now)
@@ -316,12 +330,32 @@ class Modem:
             if self.npsmr_mode:
                 self.urc("+NPSMR:0")
 
+    def _select_cell(self) -> bool:
+        """The serving cell is lost: camp on any suitable allowed cell (selection needs no reselection
+        setting), or go out of service."""
+        found = self.network.radio.best(self._allowed_earfcns())
+        if found is None:
+            self._service_lost = True
+            self._set_registration(2)
+            self._poke()
+            return False
+        self.network.reselect(self, found.cell)
+        self.serving = found.cell
+        self.last_measurement = found
+        self._remember(found.cell.earfcn)
+        if self.cereg_mode >= 2:
+            self.urc(f"+CEREG:1,{found.cell.tac:04X},{found.cell.cell_id:08X},9")
+        return True
+
     def _evaluate_cells(self) -> None:
         """Idle-mode measurement: reselect to a clearly better neighbour when reselection is enabled."""
         if self.serving is None:
             return
         serving = self.network.radio.measure(self.serving)
         self.last_measurement = serving
+        if not serving.suitable:
+            self._select_cell()
+            return
         if not self.config.cell_reselection:
             return
         allowed = self._allowed_earfcns()
@@ -349,12 +383,19 @@ class Modem:
         if self.connected:
             return True
         serving = self.network.radio.measure(self.serving) if self.serving else None
-        if serving is None or not serving.suitable:
+        if (serving is None or not serving.suitable) and not self._select_cell():
             return False
         was_in_psm, before_a = self.in_psm, self.power.amps("module")
         self._leave_psm()
         self._draw(self.settings.connected_current_ma * 1e-3)  # random access and RRC setup: radio on
-        ok = yield from self.network.connect(self, "mo-data")
+        ok = False
+        for attempt in range(SETUP_ATTEMPTS):
+            if attempt:
+                yield self.env.timeout(SETUP_RETRY_S)
+            ok = yield from self.network.connect(self, "mo-data")
+            if ok or self.connected:
+                ok = True
+                break
         if ok:
             self._enter_connected()
             self._poke()
