@@ -96,6 +96,8 @@ class MeterFirmware:
         self._attach_retry_pending = False
         self.at = AtHost(self.env, uart.send_to_module)
         uart.to_mcu = self.at.receive
+        self._late_downlinks: list[str] = []  # +NNMI lines no exchange has taken (yet)
+        self.at.urc_listeners.append(self._on_urc)
         self.jobs = simpy.Store(self.env)
         self._processes: list[simpy.Process] = []
 
@@ -132,6 +134,7 @@ class MeterFirmware:
                     process.interrupt()
             self._processes.clear()
             self.jobs.items.clear()
+            self._late_downlinks.clear()
             self._cut_module_power(clean=False)
             self.power.set("mcu", 0.0)
             self.power.set("valve", 0.0)
@@ -227,6 +230,8 @@ class MeterFirmware:
                 yield from self._report()
             elif job.kind == "alarm":
                 yield from self._send_alarm(job.detail)
+            elif job.kind == "downlink":
+                yield from self._late_downlink(job.detail)
             elif job.kind == "attach":
                 if not self.module_up:
                     yield from self._bring_up_module()
@@ -452,6 +457,10 @@ class MeterFirmware:
         if result != "ok":
             return ExchangeOutcome(result)
         downlinks = yield from self._collect_downlinks()
+        return (yield from self._answer(downlinks))
+
+    def _answer(self, downlinks: list[dict]) -> Generator[simpy.Event, None, ExchangeOutcome]:
+        """Obey the downlinks and send one response (release assistance unless follow-ups need the link)."""
         outcome = ExchangeOutcome("ok")
         results = [self._obey(downlink, outcome) for downlink in downlinks]
         if results:
@@ -460,6 +469,25 @@ class MeterFirmware:
             mode = CON_RELEASE if self.sim.release_assistance and not outcome.follow_ups else CON
             yield from self._send(response, mode)
         return outcome
+
+    def _on_urc(self, line: str) -> None:
+        """Every downlink is answered: one no exchange collects (a retransmission after the release) is a job."""
+        if line.startswith("+NNMI:") and self.powered:
+            self._late_downlinks.append(line)
+            self.jobs.put(Job("downlink", line))
+
+    def _late_downlink(self, line: str) -> Generator[simpy.Event, None, None]:
+        if line not in self._late_downlinks:
+            return  # an exchange collected it meanwhile
+        self._late_downlinks.remove(line)
+        try:
+            downlink = self.codec.decode_downlink(bytes.fromhex(line.split(",", 1)[1]))
+        except (CodecError, ValueError, IndexError):
+            self.record("comm", "bad_downlink", line[:40])
+            return
+        outcome = yield from self._answer([downlink])
+        for follow_up in outcome.follow_ups:
+            yield from follow_up()
 
     def _collect_downlinks(self) -> Generator[simpy.Event, None, list[dict]]:
         downlinks: list[dict] = []
@@ -470,6 +498,8 @@ class MeterFirmware:
             line = yield from self.at.wait_urc(lambda text: text.startswith("+NNMI:"), wait)
             if line is None:
                 break
+            if line in self._late_downlinks:
+                self._late_downlinks.remove(line)
             try:
                 downlinks.append(self.codec.decode_downlink(bytes.fromhex(line.split(",", 1)[1])))
             except (CodecError, ValueError, IndexError):
