@@ -25,9 +25,9 @@ def test_each_defect_profile_is_the_reference_meter_with_its_switches(path: Path
     defect = load_model(path, DeviceProfile)
     reference = load_model(REFERENCE, DeviceProfile)
     assert defect.name == path.stem
-    changed = {
-        key for key, value in defect.sim.meter.model_dump().items() if value != reference.sim.meter.model_dump()[key]
-    } | {key for key, value in defect.sim.module.model_dump().items() if value != reference.sim.module.model_dump()[key]}
+    meter, module = reference.sim.meter.model_dump(), reference.sim.module.model_dump()
+    changed = {key for key, value in defect.sim.meter.model_dump().items() if value != meter[key]}
+    changed |= {key for key, value in defect.sim.module.model_dump().items() if value != module[key]}
     changed |= {"valve"} if defect.valve != reference.valve else set()
     assert 1 <= len(changed) <= 3, changed
     assert path.stem.split("-")[0] in path.read_text().splitlines()[1].lower()

@@ -54,7 +54,8 @@ def test_the_same_seed_replays_the_same_run() -> None:
             meter.power_on()
             bench.clock.sleep(2 * 86400)
             port = str(meter.platform.address[1])
-            return [(line.time_s, line.sender, line.text.replace(port, "<platform port>")) for line in meter.monitor.lines]
+            lines = meter.monitor.lines
+            return [(line.time_s, line.sender, line.text.replace(port, "<platform port>")) for line in lines]
 
     first, second = run(), run()
     assert len(first) > 100

@@ -78,7 +78,7 @@ class MeterSim(StrictModel):
     rsrp_frozen_at_boot: bool = Field(False, description="report the boot RSRP forever (C12 defect)")
     storage_mode: bool = Field(True, description="software shutdown for the stock period (C21a)")
     time_sync: bool = Field(True, description="set the clock from the platform's reply (C6)")
-    clock_drift_ppm: float = Field(20.0, description="the MCU's crystal error")
+    clock_drift_ppm: float = Field(-20.0, description="the MCU's crystal error (slow: reports never before their slot)")
     retry_waits_s: list[float] = Field([300.0, 3600.0], description="waits after failed sends (C7)")
     reset_wait_s: float = Field(28800.0, gt=0, description="wait after the last failed retry, then reset (C7)")
     reset_after_failures: bool = Field(True, description="reset and re-attach after the long wait (C7 defect)")
