@@ -293,7 +293,7 @@ def serving_attenuation_db(bench: BenchProfile, level: str) -> float:
     """The attenuation putting the serving cell at the plan's target RSRP for `level`, open loop from the
     bench calibration (RSRP = RS power - path loss - installation loss - attenuation). No interferer: SINR
     stays high, so the level holds by RSRP alone."""
-    cell = next(c for c in bench.twin.cells if c.attenuator_channel == SERVING)
+    cell = next(c for c in bench.rf.cells if c.attenuator_channel == SERVING)
     loss = bench.instruments.attenuator.path_loss_db[SERVING] + bench.twin.installation_loss_db
     return cell.rs_power_dbm - loss - getattr(PLAN.coverage.targets, level).rsrp_dbm
 

@@ -18,7 +18,7 @@ from rig.profiles.loader import load_model
 from tests.module_helpers import BARE_MODULE, SIM_BENCH, ModuleSession, module_bench
 
 DEVICE = load_model(BARE_MODULE, DeviceProfile)
-CELLS = load_model(SIM_BENCH, BenchProfile).twin.cells
+CELLS = load_model(SIM_BENCH, BenchProfile).rf.cells
 CELL_A, CELL_B = CELLS[0], CELLS[1]
 FIRMWARE = DEVICE.sim.module.firmware_version
 BOOT_TIME_S = DEVICE.sim.module.boot_time_s

@@ -53,6 +53,16 @@ def _default_cells() -> list[CellSettings]:
     ]
 
 
+class RfSettings(StrictModel):
+    """The bench's RF side as calibrated: the cells (a callbox's or the twin's) and the interferer.
+
+    The rig sets coverage from it (open loop); the twin simulates exactly this.
+    """
+
+    cells: list[CellSettings] = Field(default_factory=_default_cells, description="cells, serving cell first")
+    interferer: InterfererSettings | None = Field(default_factory=InterfererSettings)
+
+
 class TwinSettings(StrictModel):
     """How the bench reaches the simulated bench (the twin process), and the simulated RF world."""
 
@@ -62,8 +72,6 @@ class TwinSettings(StrictModel):
     seed: int = Field(1, ge=0, description="seed of every random draw in the twin")
     start: str = Field("2026-01-05T00:00:00+08:00", description="virtual time at which the twin starts")
     control_timeout_s: float = Field(30.0, gt=0, description="wall-clock limit of one control call")
-    cells: list[CellSettings] = Field(default_factory=_default_cells, description="the simulated cells")
-    interferer: InterfererSettings | None = Field(default_factory=InterfererSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
     installation_loss_db: float = Field(0.0, ge=0, le=60, description="table 4-5 preset of the simulated site")
 
@@ -139,6 +147,7 @@ class BenchProfile(StrictModel):
     clock: Literal["virtual", "wall"] = Field(description="virtual needs `twin`; wall is for hardware")
     twin: TwinSettings | None = None
     instruments: Instruments = Field(default_factory=Instruments)
+    rf: RfSettings = Field(default_factory=RfSettings, description="cells and interferer, as calibrated")
     safe_state: SafeState = Field(default_factory=SafeState)
     visa_library: str = Field("@py", description="pyvisa backend; `@py` is pyvisa-py")
 

@@ -1,6 +1,6 @@
 """The simulated device under test and its surroundings: radio, network, module and (for a meter) the MCU.
 
-Built from the bench profile's `twin:` section (cells, interferer, network) and the device profile
+Built from the bench profile's `rf:` (cells, interferer) and `twin:` (network) sections and the device profile
 (`sim:`); reached only through the twin's real ports.
 """
 
@@ -37,12 +37,10 @@ class DeviceTwin:
         path_loss = dict(twin.bench.instruments.attenuator.path_loss_db) if twin.bench.instruments.attenuator else {}
         self.cells = [
             Cell(c.earfcn, c.pci, c.cell_id, c.tac, c.band, c.rs_power_dbm, c.attenuator_channel, c.on)
-            for c in settings.cells
+            for c in twin.bench.rf.cells
         ]
-        interferer = (
-            Interferer(settings.interferer.power_dbm, settings.interferer.attenuator_channel)
-            if settings.interferer else None
-        )
+        rf_interferer = twin.bench.rf.interferer
+        interferer = Interferer(rf_interferer.power_dbm, rf_interferer.attenuator_channel) if rf_interferer else None
         self.radio = RadioEnvironment(
             twin.attenuator, self.cells, path_loss, world.rng, interferer, settings.installation_loss_db,
             profile.sim.module.noise_figure_db,
