@@ -63,6 +63,8 @@ def certify(args: argparse.Namespace) -> int:
         f"--plan={args.plan}",
         f"--alluredir={run / 'allure-results'}",
         f"--junitxml={run / 'junit.xml'}",
+        f"--measurements={run / 'measurements.csv'}",
+        f"--outcomes={run / 'outcomes.jsonl'}",
         "-o",
         "testpaths=suites",
         *([f"--seed={args.seed}"] if args.seed is not None else []),

@@ -72,6 +72,21 @@ class MeterSession:
         suffix = f",{value}" if value is not None else ""
         self.bench.twin_link.query(f"SIM:STIM {name}{suffix}")
 
+    def wait_for_report(self, timeout_s: float, since: int | None = None):
+        """The next periodic report the platform receives (None after `timeout_s` of bench time)."""
+        start = len(self.platform.uplinks) if since is None else since
+        found = self.platform.wait_for_uplink(
+            lambda u: u.message is not None and u.message["type"].endswith("report"), timeout_s, since=start
+        )
+        return found
+
+    def report_now(self, timeout_s: float) -> object | None:
+        """Ask for a report over the near-end port when the meter has one, else wait for the scheduled one."""
+        start = len(self.platform.uplinks)
+        if self.device.parts.maintenance:
+            self.maintenance.report_now()
+        return self.wait_for_report(timeout_s, since=start)
+
     def close(self) -> None:
         if self._maintenance_port is not None:
             self._maintenance_port.close()
@@ -86,3 +101,8 @@ class MeterSession:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def reports_of(session: MeterSession, since: int = 0) -> list:
+    """The periodic reports the platform received (decoded), from uplink index `since`."""
+    return [u for u in session.platform.uplinks[since:] if u.message and u.message["type"].endswith("report")]

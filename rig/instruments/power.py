@@ -168,6 +168,12 @@ class N6705CPowerAnalyser:
         Memory stays bounded by `chunk_periods` whatever the duration: the caller streams.
         """
         started_s = self.start_data_log(period_s, duration_s)
+        yield from self.read_data_log(started_s, period_s, duration_s, chunk_periods)
+
+    def read_data_log(
+        self, started_s: float, period_s: float, duration_s: float, chunk_periods: int = DLOG_CHUNK_PERIODS
+    ) -> Iterator[DataLogChunk]:
+        """Yield a running data log's periods chunk by chunk, waiting on the bench clock for each."""
         total = int(round(duration_s / period_s))
         fetched = 0
         while fetched < total:

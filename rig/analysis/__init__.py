@@ -1,0 +1,1 @@
+"""Analysis of what the bench recorded: current traces, AT transcripts, report timing."""

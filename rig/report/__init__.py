@@ -1,0 +1,1 @@
+"""Evidence and reports: plots, the certification matrix, the Allure report."""

@@ -1,0 +1,79 @@
+"""C3: after its last exchange the device releases the RRC connection at once instead of waiting for the
+network's inactivity timer (20 s). Judged on the worst of several reports, from the supply current."""
+
+from __future__ import annotations
+
+import allure
+import pytest
+
+from fixtures.checks import Recorder
+from rig.analysis.trace import Trace
+from rig.measurements import Measurement
+from rig.meter_session import MeterSession
+from rig.monitor import MODULE
+from rig.profiles.plan import PlanProfile
+from rig.report.plots import trace_png
+
+FIRST_REPORT_WITHIN_S = 2 * 86400.0
+SETTLE_S = 120.0
+RECORD_S = 150.0
+PERIOD_S = 0.01
+REPORT_WITHIN_S = 100.0
+AWAKE_A = 0.5e-3
+FLOOR_A = 0.1e-3
+EXCHANGE_END = r"^(\+QLWULDATASTATUS:4|\+NSMI:SENT|\+NNMI:)"
+
+
+def one_report(meter: MeterSession, plan: PlanProfile, measure: Recorder, number: int) -> Measurement:
+    """Record one report on the data logger and measure its release tail and charge."""
+    c3 = plan.checks.C3
+    supply = meter.bench.supply
+    mark = meter.monitor.mark()
+    started_s = supply.start_data_log(PERIOD_S, RECORD_S)
+    report = meter.report_now(REPORT_WITHIN_S)
+    trace = Trace.from_chunks(list(supply.read_data_log(started_s, PERIOD_S, RECORD_S)))
+    releases = list(meter.monitor.matching(r"^\+CSCON:0$", MODULE, mark))
+    ends = [line for line in meter.monitor.matching(EXCHANGE_END, MODULE, mark)
+            if not releases or line.time_s <= releases[0].time_s]
+    if report is None or not ends:
+        return measure(f"report_{number}_tail_s", float("nan"), "s", high=c3.tail_max_s, note="no report seen")
+    exchange_end_s = ends[-1].time_s
+    released_s = trace.first_below(c3.connected_threshold_ma * 1e-3, exchange_end_s, c3.average_window_s)
+    tail = measure(f"report_{number}_tail_s", round(released_s - exchange_end_s, 3) if released_s else float("nan"),
+                   "s", high=c3.tail_max_s, note="end of last exchange to current below the connected threshold")
+    if releases:
+        measure(f"report_{number}_tail_cscon_s", round(releases[0].time_s - exchange_end_s, 3), "s",
+                note="end of last exchange to +CSCON:0 on the monitor")
+    woke_s, slept_s = trace.first_above(AWAKE_A), trace.last_above(FLOOR_A)
+    if woke_s is not None and slept_s is not None:
+        measure(f"report_{number}_charge_uah", round(trace.charge_uah(woke_s, slept_s), 1), "uAh",
+                note="wake to floor")
+    marks = {"end of last exchange": exchange_end_s}
+    if released_s:
+        marks["released (current)"] = released_s
+    allure.attach(trace_png(trace, f"C3 report {number}: supply current", marks), f"report {number} current",
+                  allure.attachment_type.PNG)
+    allure.attach(meter.monitor.excerpt(mark), f"report {number} AT monitor", allure.attachment_type.TEXT)
+    return tail
+
+
+@pytest.mark.check("C3")
+@pytest.mark.needs("power_analyser", "monitor")
+def test_c3_meter_releases_at_once_after_its_last_exchange(meter: MeterSession, coverage, plan: PlanProfile,
+                                                          measure: Recorder) -> None:
+    c3 = plan.checks.C3
+    meter.power_on()
+    if meter.wait_for_report(FIRST_REPORT_WITHIN_S) is None:
+        measure("first_report", "none", note=f"no report within {FIRST_REPORT_WITHIN_S:.0f} s of power-on")
+        pytest.fail("the meter sent no report, so release assistance could not be measured")
+    meter.bench.clock.sleep(SETTLE_S)
+    tails = [one_report(meter, plan, measure, number) for number in range(1, c3.reports + 1)]
+    values = [t.value for t in tails if isinstance(t.value, float)]
+    worst = max(values) if values and all(v == v for v in values) else float("nan")
+    measure("worst_tail_s", worst, "s", high=c3.tail_max_s)
+    if worst == worst:
+        connected_a = meter.device.sim.module.connected_current_ma * 1e-3 if meter.bench.twin_link else 0.05
+        saving_uah = max(c3.inactivity_timer_s - worst, 0.0) * connected_a / 3600 * 1e6
+        measure("charge_saved_vs_timer_uah", round(saving_uah, 1), "uAh",
+                note=f"(inactivity timer - tail) x connected current; seed reference {c3.reference_saving_uah:g} uAh")
+    measure.judge()
