@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: certify test lint sim bench clean
+.PHONY: certify test lint sim bench matrix clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ lint: $(STAMP)
 
 sim: $(STAMP)
 	$(PY) -m rig sim
+
+matrix: $(STAMP)
+	$(PY) -m rig.matrix
 
 bench: $(STAMP)
 	$(PY) bench/clock_roundtrip.py
