@@ -31,7 +31,7 @@ from tests.module_helpers import (
 DEVICE = load_model(BARE_MODULE, DeviceProfile).sim.module
 BENCH = load_model(SIM_BENCH, BenchProfile)
 CELL_A, CELL_B, CELL_C = BENCH.rf.cells
-INACTIVITY_S = BENCH.twin.network.inactivity_timer_s
+INACTIVITY_S = BENCH.network.inactivity_timer_s
 T3324_S = 30.0
 PSM_REQUEST = 'AT+CPSMS=1,,,"00111000","00001111"'  # T3412 24 h, T3324 30 s
 EXACT_S = 1e-6

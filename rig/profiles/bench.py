@@ -72,7 +72,6 @@ class TwinSettings(StrictModel):
     seed: int = Field(1, ge=0, description="seed of every random draw in the twin")
     start: str = Field("2026-01-05T00:00:00+08:00", description="virtual time at which the twin starts")
     control_timeout_s: float = Field(30.0, gt=0, description="wall-clock limit of one control call")
-    network: NetworkSettings = Field(default_factory=NetworkSettings)
     installation_loss_db: float = Field(0.0, ge=0, le=60, description="table 4-5 preset of the simulated site")
 
     @field_validator("start")
@@ -148,6 +147,7 @@ class BenchProfile(StrictModel):
     twin: TwinSettings | None = None
     instruments: Instruments = Field(default_factory=Instruments)
     rf: RfSettings = Field(default_factory=RfSettings, description="cells and interferer, as calibrated")
+    network: NetworkSettings = Field(default_factory=NetworkSettings, description="what the network grants")
     safe_state: SafeState = Field(default_factory=SafeState)
     visa_library: str = Field("@py", description="pyvisa backend; `@py` is pyvisa-py")
 

@@ -46,7 +46,7 @@ class DeviceTwin:
             profile.sim.module.noise_figure_db,
         )
         self.platform_link = twin.add_udp("platform")
-        self.network = Network(world, self.radio, settings.network, self.platform_link, lambda: twin.lockstep)
+        self.network = Network(world, self.radio, twin.bench.network, self.platform_link, lambda: twin.lockstep)
         imei = profile.identity.imei or "869405035846048"
         self.module = NbiotModule(world, self.network, twin.power, profile.sim.module, imei)
         self.platform_address: tuple[str, int] | None = None
