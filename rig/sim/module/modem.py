@@ -339,13 +339,18 @@ class Modem:
             self._set_registration(2)
             self._poke()
             return False
-        self.network.reselect(self, found.cell)
-        self.serving = found.cell
-        self.last_measurement = found
-        self._remember(found.cell.earfcn)
-        if self.cereg_mode >= 2:
-            self.urc(f"+CEREG:1,{found.cell.tac:04X},{found.cell.cell_id:08X},9")
+        self._camp_on(found)
         return True
+
+    def _camp_on(self, measurement: Measurement) -> None:
+        """Move to another cell while registered (reselection or selection after losing the serving one)."""
+        cell = measurement.cell
+        self.network.reselect(self, cell)
+        self.serving = cell
+        self.last_measurement = measurement
+        self._remember(cell.earfcn)
+        if self.cereg_mode >= 2:
+            self.urc(f"+CEREG:1,{cell.tac:04X},{cell.cell_id:08X},9")
 
     def _evaluate_cells(self) -> None:
         """Idle-mode measurement: reselect to a clearly better neighbour when reselection is enabled."""
@@ -367,13 +372,8 @@ class Modem:
             if candidate.suitable and (best is None or candidate.rsrp_dbm > best.rsrp_dbm):
                 best = candidate
         threshold = self.network.settings.reselection_threshold_db
-        if best is not None and (not serving.suitable or best.rsrp_dbm > serving.rsrp_dbm + threshold):
-            self.network.reselect(self, best.cell)
-            self.serving = best.cell
-            self.last_measurement = best
-            self._remember(best.cell.earfcn)
-            if self.cereg_mode >= 2:
-                self.urc(f"+CEREG:1,{best.cell.tac:04X},{best.cell.cell_id:08X},9")
+        if best is not None and best.rsrp_dbm > serving.rsrp_dbm + threshold:
+            self._camp_on(best)
 
     # ---- data ----------------------------------------------------------------------------------
     def ensure_connected(self) -> Generator[simpy.Event, None, bool]:
