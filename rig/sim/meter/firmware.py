@@ -527,9 +527,10 @@ class MeterFirmware:
         elif kind == "valve":
             status = self._valve(downlink["action"])
         elif kind == "reselection":
-            self.reselection_enabled = bool(downlink["enabled"])
-            if self.sim.obey_reselection_switch:
-                outcome.follow_ups.append(lambda: self._set_reselection(self.reselection_enabled))
+            if self.sim.apply_configuration:  # the switch is platform configuration too (C19 defect: not applied)
+                self.reselection_enabled = bool(downlink["enabled"])
+                if self.sim.obey_reselection_switch:
+                    outcome.follow_ups.append(lambda: self._set_reselection(self.reselection_enabled))
         elif kind == "log_upload":
             if not self.sim.log_upload:
                 status = "refused"
