@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -37,9 +38,10 @@ class Measurement:
         """True or False against the limits; None when recorded only (no limit)."""
         if not self.judged:
             return None
-        if not isinstance(self.value, int | float) or isinstance(self.value, bool) or math.isnan(self.value):
+        if not isinstance(self.value, numbers.Real) or isinstance(self.value, bool) or math.isnan(self.value):
             return False
-        return (self.low is None or self.value >= self.low) and (self.high is None or self.value <= self.high)
+        value = float(self.value)  # numpy numbers compare to numpy booleans, which are never `is False`
+        return bool((self.low is None or value >= self.low) and (self.high is None or value <= self.high))
 
     @property
     def limit_text(self) -> str:
@@ -52,7 +54,7 @@ class Measurement:
         return "recorded"
 
     def describe(self) -> str:
-        value = f"{self.value:.4g}" if isinstance(self.value, float) else str(self.value)
+        value = f"{float(self.value):.4g}" if isinstance(self.value, numbers.Real) else str(self.value)
         verdict = {True: "pass", False: "FAIL", None: "recorded"}[self.passed]
         note = f" ({self.note})" if self.note else ""
         return f"{self.check} {self.level} {self.name} = {value} {self.unit} [{self.limit_text}] {verdict}{note}"

@@ -105,7 +105,8 @@ class Network:
         if not measurement.suitable:
             return False
         ecl = self.ecl(measurement)
-        snr = link.uplink_snr_db(measurement.rsrp_dbm, context.ue.tx_power_dbm)
+        # the uplink budget is the true path loss, not the UE's noisy measurement of it
+        snr = link.uplink_snr_db(self.radio.expected_rsrp_dbm(context.cell), context.ue.tx_power_dbm)
         _, deficit = link.repetitions(snr, link.UL_REQUIRED_SNR_DB)
         yield self.world.env.timeout(link.SIGNALLING_S[ecl] * (1.0 + 0.2 * self.world.rng.random()))
         return self._attempt(link.success_probability(deficit, ecl))
@@ -211,7 +212,7 @@ class Network:
             return False
         measurement = self.measure(context)
         ecl = self.ecl(measurement)
-        snr = link.uplink_snr_db(measurement.rsrp_dbm, ue.tx_power_dbm)
+        snr = link.uplink_snr_db(self.radio.expected_rsrp_dbm(context.cell), ue.tx_power_dbm)
         reps, deficit = link.repetitions(snr, link.UL_REQUIRED_SNR_DB)
         yield self.world.env.timeout(link.uplink_air_time_s(len(datagram), reps))
         self._restart_inactivity(context)
@@ -226,8 +227,7 @@ class Network:
         context = self.contexts.get(ue.imei)
         if context is None:
             return 0.0
-        measurement = self.measure(context)
-        snr = link.uplink_snr_db(measurement.rsrp_dbm, ue.tx_power_dbm)
+        snr = link.uplink_snr_db(self.radio.expected_rsrp_dbm(context.cell), ue.tx_power_dbm)
         return link.uplink_air_time_s(size_bytes, link.repetitions(snr, link.UL_REQUIRED_SNR_DB)[0])
 
     def _from_platform(self, datagram: bytes, source: tuple[str, int]) -> None:

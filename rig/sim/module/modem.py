@@ -389,6 +389,7 @@ class Modem:
         self._leave_psm()
         self._draw(self.settings.connected_current_ma * 1e-3)  # random access and RRC setup: radio on
         ok = False
+        generation = self._generation
         for attempt in range(SETUP_ATTEMPTS):
             if attempt:
                 yield self.env.timeout(SETUP_RETRY_S)
@@ -396,6 +397,8 @@ class Modem:
             if ok or self.connected:
                 ok = True
                 break
+        if generation != self._generation:  # restarted, cut or switched off meanwhile: this setup is void
+            return False
         if ok:
             self._enter_connected()
             self._poke()
@@ -410,7 +413,7 @@ class Modem:
     def transmit(self, datagram: bytes, destination: tuple[str, int]) -> Generator[simpy.Event, None, bool]:
         """Send one datagram: connect if needed, TX burst for the air time, back to connected current."""
         ok = yield from self.ensure_connected()
-        if not ok:
+        if not ok or self.serving is None:
             return False
         self.last_measurement = self.network.radio.measure(self.serving)
         self._draw(self._tx_amps())
