@@ -10,6 +10,7 @@ from fixtures.checks import Recorder
 from rig.analysis.trace import Trace
 from rig.measurements import Measurement
 from rig.meter_session import MeterSession
+from rig.module_session import ModuleSession
 from rig.monitor import MODULE
 from rig.profiles.plan import PlanProfile
 from rig.report.plots import trace_png
@@ -76,4 +77,38 @@ def test_c3_meter_releases_at_once_after_its_last_exchange(meter: MeterSession, 
         saving_uah = max(c3.inactivity_timer_s - worst, 0.0) * connected_a / 3600 * 1e6
         measure("charge_saved_vs_timer_uah", round(saving_uah, 1), "uAh",
                 note=f"(inactivity timer - tail) x connected current; seed reference {c3.reference_saving_uah:g} uAh")
+    measure.judge()
+
+
+@pytest.mark.check("C3")
+@pytest.mark.needs("power_analyser")
+def test_c3_bare_module_releases_after_a_send_flagged_for_release(bench, device_profile, coverage,
+                                                                  plan: PlanProfile, measure: Recorder) -> None:
+    """The rig as the MCU: a UDP send with the release flag (0x200); the exchange ends at the send's OK."""
+    if device_profile.kind != "module":
+        pytest.skip("the device is a meter: its variant of this check runs through the meter")
+    c3 = plan.checks.C3
+    module = ModuleSession(bench, device_profile)
+    try:
+        module.power_on()
+        module.command("AT+CSCON=1")
+        if not bench.clock.wait_until(lambda: module.command("AT+CGATT?").value("+CGATT:") == "1", 600):
+            pytest.fail("the module did not attach, so release assistance could not be measured")
+        socket = module.command("AT+NSOCR=DGRAM,17,5683,1").lines[0]
+        tails = []
+        for number in range(1, c3.reports + 1):
+            bench.clock.sleep(SETTLE_S)
+            started_s = bench.supply.start_data_log(PERIOD_S, RECORD_S)
+            sent = module.command(f"AT+NSOSTF={socket},127.0.0.1,9,0x200,4,DEADBEEF")
+            trace = Trace.from_chunks(list(bench.supply.read_data_log(started_s, PERIOD_S, RECORD_S)))
+            released_s = trace.first_below(c3.connected_threshold_ma * 1e-3, sent.time_s, c3.average_window_s)
+            tail = round(released_s - sent.time_s, 3) if sent.ok and released_s else float("nan")
+            tails.append(measure(f"send_{number}_tail_s", tail, "s", high=c3.tail_max_s,
+                                 note="send's OK to current below the connected threshold"))
+            marks = {"send OK": sent.time_s} | ({"released (current)": released_s} if released_s else {})
+            allure.attach(trace_png(trace, f"C3 send {number}: module current", marks), f"send {number} current",
+                          allure.attachment_type.PNG)
+    finally:
+        module.close()
+    measure("worst_tail_s", max(t.value for t in tails), "s", high=c3.tail_max_s)
     measure.judge()
