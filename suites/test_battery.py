@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import allure
 import pytest
 
-from fixtures.checks import Recorder
+from fixtures.checks import Recorder, confirm_coverage
 from rig.analysis.energy import DAY_S, Decimator, EnergyTally, charge_per_year_ah, plan_battery_years, stream
 from rig.meter_session import MeterSession, reports_of
 from rig.platform.server import Ticket, Uplink
@@ -147,9 +147,11 @@ def test_b1_meter_battery_lasts_the_target_years(meter: MeterSession, coverage, 
     """A day at the level on the data logger, the monthly events, and the battery's projected life."""
     b1, battery = plan.checks.B1, plan.battery
     meter.power_on()
-    if meter.wait_for_report(FIRST_REPORT_WITHIN_S) is None:
+    first = meter.wait_for_report(FIRST_REPORT_WITHIN_S)
+    if first is None:
         measure("first_report", "none", note=f"no report within {FIRST_REPORT_WITHIN_S:.0f} s of power-on")
         pytest.fail("the meter sent no report, so its day could not be recorded")
+    confirm_coverage(measure, coverage, plan, first.message.get("network"))
     meter.bench.clock.sleep(START_AFTER_REPORT_S)
     day, plot = EnergyTally(), Decimator(PLOT_BIN_S)
     since = len(meter.platform.uplinks)

@@ -15,7 +15,7 @@ import re
 import allure
 import pytest
 
-from fixtures.checks import Recorder
+from fixtures.checks import Recorder, confirm_coverage
 from rig.analysis.energy import Decimator, EnergyTally, OffSpans, stream
 from rig.bench import Bench
 from rig.instruments.power import N6705CPowerAnalyser
@@ -271,6 +271,7 @@ def test_c5_meter_sleeps_in_psm_and_stays_attached(meter: MeterSession, coverage
     if first is None:
         measure("first_report", "none", note=f"no report within {FIRST_REPORT_WITHIN_S:.0f} s of power-on")
         pytest.fail("the meter sent no report, so its sleep after a report could not be observed")
+    confirm_coverage(measure, coverage, plan, first.message.get("network"))
     watch = PsmWatch(meter, plan)
     try:
         watch.run(first)

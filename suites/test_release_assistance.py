@@ -6,7 +6,7 @@ from __future__ import annotations
 import allure
 import pytest
 
-from fixtures.checks import Recorder
+from fixtures.checks import Recorder, confirm_coverage
 from rig.analysis.trace import Trace
 from rig.measurements import Measurement
 from rig.meter_session import MeterSession
@@ -64,9 +64,11 @@ def test_c3_meter_releases_at_once_after_its_last_exchange(meter: MeterSession, 
                                                           measure: Recorder) -> None:
     c3 = plan.checks.C3
     meter.power_on()
-    if meter.wait_for_report(FIRST_REPORT_WITHIN_S) is None:
+    first = meter.wait_for_report(FIRST_REPORT_WITHIN_S)
+    if first is None:
         measure("first_report", "none", note=f"no report within {FIRST_REPORT_WITHIN_S:.0f} s of power-on")
         pytest.fail("the meter sent no report, so release assistance could not be measured")
+    confirm_coverage(measure, coverage, plan, first.message.get("network"))
     meter.bench.clock.sleep(SETTLE_S)
     tails = [one_report(meter, plan, measure, number) for number in range(1, c3.reports + 1)]
     values = [t.value for t in tails if isinstance(t.value, float)]
