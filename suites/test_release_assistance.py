@@ -16,6 +16,7 @@ from rig.profiles.plan import PlanProfile
 from rig.report.plots import trace_png
 
 FIRST_REPORT_WITHIN_S = 2 * 86400.0
+ATTEMPTS_PER_REPORT = 3
 SETTLE_S = 120.0
 RECORD_S = 150.0
 PERIOD_S = 0.01
@@ -25,7 +26,7 @@ FLOOR_A = 0.1e-3
 EXCHANGE_END = r"^(\+QLWULDATASTATUS:4|\+NSMI:SENT|\+NNMI:)"
 
 
-def one_report(meter: MeterSession, plan: PlanProfile, measure: Recorder, number: int) -> Measurement:
+def one_report(meter: MeterSession, plan: PlanProfile, measure: Recorder, number: int) -> Measurement | None:
     """Record one report on the data logger and measure its release tail and charge."""
     c3 = plan.checks.C3
     supply = meter.bench.supply
@@ -37,7 +38,8 @@ def one_report(meter: MeterSession, plan: PlanProfile, measure: Recorder, number
     ends = [line for line in meter.monitor.matching(EXCHANGE_END, MODULE, mark)
             if not releases or line.time_s <= releases[0].time_s]
     if report is None or not ends:
-        return measure(f"report_{number}_tail_s", float("nan"), "s", high=c3.tail_max_s, note="no report seen")
+        measure(f"report_{number}", "not delivered", note="no exchange to measure (delivery is C22's business)")
+        return None
     exchange_end_s = ends[-1].time_s
     released_s = trace.first_below(c3.connected_threshold_ma * 1e-3, exchange_end_s, c3.average_window_s)
     tail = measure(f"report_{number}_tail_s", round(released_s - exchange_end_s, 3) if released_s else float("nan"),
@@ -70,9 +72,19 @@ def test_c3_meter_releases_at_once_after_its_last_exchange(meter: MeterSession, 
         pytest.fail("the meter sent no report, so release assistance could not be measured")
     confirm_coverage(measure, coverage, plan, first.message.get("network"))
     meter.bench.clock.sleep(SETTLE_S)
-    tails = [one_report(meter, plan, measure, number) for number in range(1, c3.reports + 1)]
-    values = [t.value for t in tails if isinstance(t.value, float)]
-    worst = max(values) if values and all(v == v for v in values) else float("nan")
+    tails: list[Measurement] = []
+    for number in range(1, ATTEMPTS_PER_REPORT * c3.reports + 1):
+        tail = one_report(meter, plan, measure, number)
+        if tail is not None:
+            tails.append(tail)
+        if len(tails) == c3.reports:
+            break
+        meter.bench.clock.sleep(SETTLE_S)
+    if len(tails) < c3.reports:
+        measure("exchanges_observed", len(tails), "", note=f"{c3.reports} needed")
+        pytest.skip(f"inconclusive: only {len(tails)} of {c3.reports} reports got through at {coverage.level}")
+    values = [float(t.value) for t in tails]
+    worst = max(values) if all(v == v for v in values) else float("nan")
     measure("worst_tail_s", worst, "s", high=c3.tail_max_s)
     if worst == worst:
         connected_a = meter.device.sim.module.connected_current_ma * 1e-3 if meter.bench.twin_link else 0.05
