@@ -10,8 +10,6 @@ its reports at the platform; a bare module through `AT+NUESTATS`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import allure
 import pytest
 
@@ -145,21 +143,6 @@ def nuestats(module: ModuleSession) -> dict | None:
         return None
 
 
-@pytest.fixture
-def bare_module(request: pytest.FixtureRequest, device_profile: DeviceProfile) -> Iterator[ModuleSession]:
-    """The bare module on a fresh bench (first argument of a check, so a meter skips before a twin starts)."""
-    if device_profile.kind != "module":
-        pytest.skip("the device is a meter: C12 reads its reports")
-    bench: Bench = request.getfixturevalue("bench")
-    if bench.supply is None:
-        pytest.skip("the bench has no supply to power the module")
-    module = ModuleSession(bench, device_profile)
-    try:
-        yield module
-    finally:
-        module.close()
-
-
 def registered(module: ModuleSession, timeout_s: float) -> bool:
     deadline = module.clock.now() + timeout_s
     while module.command("AT+CGATT?").value("+CGATT:") != "1":
@@ -171,12 +154,12 @@ def registered(module: ModuleSession, timeout_s: float) -> bool:
 
 @pytest.mark.check("C12")
 @pytest.mark.needs("attenuator")
-def test_c12_bare_module_reports_network_quality_that_follows_the_level(bare_module: ModuleSession, bench: Bench,
+def test_c12_bare_module_reports_network_quality_that_follows_the_level(module: ModuleSession, bench: Bench,
                                                                        coverage: CoverageSetting, plan: PlanProfile,
                                                                        measure: Recorder, level: str) -> None:
     """`AT+NUESTATS` once registered at `level`, then after each level change: it agrees with the bench."""
-    bare_module.power_on()
-    if not registered(bare_module, ATTACH_WITHIN_S):
+    module.power_on()
+    if not registered(module, ATTACH_WITHIN_S):
         measure("registered", 0, "", low=1, note=f"not attached within {ATTACH_WITHIN_S:.0f} s at {level}")
         measure.judge()
     setting = coverage
@@ -185,5 +168,5 @@ def test_c12_bare_module_reports_network_quality_that_follows_the_level(bare_mod
         if number > 1:
             setting = change_level(bench, plan, coverage, step_level, measure, name)
             bench.clock.sleep(SETTLE_S)
-        judge_fields(measure, name, nuestats(bare_module), setting, plan, bench)
+        judge_fields(measure, name, nuestats(module), setting, plan, bench)
     measure.judge()

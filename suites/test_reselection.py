@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import allure
@@ -28,7 +28,6 @@ from rig.module_session import ModuleSession
 from rig.monitor import MCU, MODULE, AtMonitor
 from rig.platform.server import Uplink
 from rig.profiles.bench import CellSettings
-from rig.profiles.device import DeviceProfile
 from rig.profiles.plan import PlanProfile
 
 REPORT_WITHIN_S = 2 * 86400.0  # the first report (power-on stagger) or, without a near-end port, the next daily one
@@ -476,10 +475,10 @@ class Camped:
 class BareModule:
     """A bare module driven by the rig as its MCU would: reselection set, PSM off, URCs on."""
 
-    def __init__(self, bench: Bench, device: DeviceProfile):
-        self.bench = bench
-        self.clock = bench.clock
-        self.session = ModuleSession(bench, device)
+    def __init__(self, session: ModuleSession):
+        self.bench = session.bench
+        self.clock = session.clock
+        self.session = session
 
     def start(self, reselection: bool) -> None:
         self.session.power_on()
@@ -530,23 +529,11 @@ class BareModule:
 
         return seen[0] if self.poll(there, timeout_s) else None
 
-    def close(self) -> None:
-        self.session.close()
 
 
 @pytest.fixture
-def bare_module(request: pytest.FixtureRequest, device_profile: DeviceProfile) -> Iterator[BareModule]:
-    """The bare module on a fresh bench (first argument of a check, so a meter skips before a twin starts)."""
-    if device_profile.kind != "module":
-        pytest.skip("the device is a meter: its variant of this check runs through the meter")
-    bench: Bench = request.getfixturevalue("bench")
-    if bench.supply is None:
-        pytest.skip("the bench has no supply to power the module")
-    module = BareModule(bench, device_profile)
-    try:
-        yield module
-    finally:
-        module.close()
+def bare_module(module: ModuleSession) -> BareModule:
+    return BareModule(module)
 
 
 @pytest.mark.check("C2a")
