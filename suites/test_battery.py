@@ -14,14 +14,13 @@ from dataclasses import dataclass
 import allure
 import pytest
 
-from fixtures.checks import Recorder, confirm_coverage
+from fixtures.checks import Recorder, confirm_coverage, power_on_until_first_report
 from rig.analysis.energy import DAY_S, Decimator, EnergyTally, charge_per_year_ah, plan_battery_years, stream
 from rig.meter_session import MeterSession, reports_of
 from rig.platform.server import Ticket, Uplink
 from rig.profiles.plan import PlanProfile
 from rig.report.plots import trace_png
 
-FIRST_REPORT_WITHIN_S = 2 * DAY_S  # the power-on stagger (up to 8 h) and a failed first day
 START_AFTER_REPORT_S = 900.0  # the day's record starts clear of the first report's active time
 RECORD_PERIOD_S = 1.0
 CHUNK_PERIODS = 3600  # an hour of 1 s periods per fetch: the day is never held in memory
@@ -146,11 +145,7 @@ def test_b1_meter_battery_lasts_the_target_years(meter: MeterSession, coverage, 
                                                 measure: Recorder) -> None:
     """A day at the level on the data logger, the monthly events, and the battery's projected life."""
     b1, battery = plan.checks.B1, plan.battery
-    meter.power_on()
-    first = meter.wait_for_report(FIRST_REPORT_WITHIN_S)
-    if first is None:
-        measure("first_report", "none", note=f"no report within {FIRST_REPORT_WITHIN_S:.0f} s of power-on")
-        pytest.fail("the meter sent no report, so its day could not be recorded")
+    first = power_on_until_first_report(meter, measure, "its day could not be recorded")
     confirm_coverage(measure, coverage, plan, first.message.get("network"))
     meter.bench.clock.sleep(START_AFTER_REPORT_S)
     day, plot = EnergyTally(), Decimator(PLOT_BIN_S)

@@ -15,7 +15,7 @@ import re
 import allure
 import pytest
 
-from fixtures.checks import Recorder, confirm_coverage
+from fixtures.checks import Recorder, confirm_coverage, power_on_until_first_report
 from rig.analysis.energy import Decimator, EnergyTally, OffSpans, stream
 from rig.bench import Bench
 from rig.instruments.power import N6705CPowerAnalyser
@@ -27,7 +27,6 @@ from rig.profiles.device import DeviceProfile
 from rig.profiles.plan import DAY_S, PlanProfile
 from rig.report.plots import trace_png
 
-FIRST_REPORT_WITHIN_S = 2 * DAY_S  # the power-on stagger (up to 8 h) and a failed first day
 SPARE_REPORT_PERIODS = 2  # budget: twice the wakes plus this many report periods, for days whose report fails
 QUIET_S = 300.0  # a report's exchange has no pause this long; the next wake starts after one
 PSM_ENTRY_WITHIN_S = 600.0  # report received to +NPSMR:1: T3324 of a meter is seconds to a few minutes
@@ -266,11 +265,7 @@ def test_c5_meter_sleeps_in_psm_and_stays_attached(meter: MeterSession, coverage
     Only the sleeps count (a report to the next wake's first uplink attempt): what follows a failed attempt
     (retries, module resets) is judged by C7-C10, so a meter failing reports is watched for more days.
     """
-    meter.power_on()
-    first = meter.wait_for_report(FIRST_REPORT_WITHIN_S)
-    if first is None:
-        measure("first_report", "none", note=f"no report within {FIRST_REPORT_WITHIN_S:.0f} s of power-on")
-        pytest.fail("the meter sent no report, so its sleep after a report could not be observed")
+    first = power_on_until_first_report(meter, measure, "its sleep after a report could not be observed")
     confirm_coverage(measure, coverage, plan, first.message.get("network"))
     watch = PsmWatch(meter, plan)
     try:

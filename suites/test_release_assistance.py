@@ -6,7 +6,7 @@ from __future__ import annotations
 import allure
 import pytest
 
-from fixtures.checks import Recorder, confirm_coverage
+from fixtures.checks import Recorder, confirm_coverage, power_on_until_first_report
 from rig.analysis.trace import Trace
 from rig.measurements import Measurement
 from rig.meter_session import MeterSession
@@ -15,7 +15,6 @@ from rig.monitor import MODULE
 from rig.profiles.plan import PlanProfile
 from rig.report.plots import trace_png
 
-FIRST_REPORT_WITHIN_S = 2 * 86400.0
 ATTEMPTS_PER_REPORT = 3
 SETTLE_S = 120.0
 RECORD_S = 150.0
@@ -65,11 +64,7 @@ def one_report(meter: MeterSession, plan: PlanProfile, measure: Recorder, number
 def test_c3_meter_releases_at_once_after_its_last_exchange(meter: MeterSession, coverage, plan: PlanProfile,
                                                           measure: Recorder) -> None:
     c3 = plan.checks.C3
-    meter.power_on()
-    first = meter.wait_for_report(FIRST_REPORT_WITHIN_S)
-    if first is None:
-        measure("first_report", "none", note=f"no report within {FIRST_REPORT_WITHIN_S:.0f} s of power-on")
-        pytest.fail("the meter sent no report, so release assistance could not be measured")
+    first = power_on_until_first_report(meter, measure, "release assistance could not be measured")
     confirm_coverage(measure, coverage, plan, first.message.get("network"))
     meter.bench.clock.sleep(SETTLE_S)
     tails: list[Measurement] = []

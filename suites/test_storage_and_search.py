@@ -15,7 +15,7 @@ import allure
 import numpy as np
 import pytest
 
-from fixtures.checks import Recorder
+from fixtures.checks import Recorder, power_on_until_first_report
 from rig.analysis.trace import Trace
 from rig.bench import Bench
 from rig.coverage import CoverageCalculator
@@ -31,7 +31,6 @@ from rig.profiles.plan import PlanProfile
 from rig.report.plots import trace_png
 from suites.test_attach_guard import POWER_ON_BANNER, RAIL_OFF_A, module_rail
 
-FIRST_REPORT_WITHIN_S = 2 * 86400.0
 AFTER_REPORT_S = 120.0  # the report's connection released, the module back in PSM
 STORAGE_SETTLE_S = 600.0  # from STORAGE ON to the start of the record
 LOG_PERIOD_S = 1.0
@@ -122,10 +121,7 @@ def test_c21a_storage_mode_holds_the_floor_without_searching_and_the_wake_trigge
         measure: Recorder) -> None:
     c21a = plan.checks.C21a
     set_behaviour_level(bench, plan, measure)
-    meter.power_on()
-    if meter.wait_for_report(FIRST_REPORT_WITHIN_S) is None:
-        measure("first_report", "none", note=f"no report within {FIRST_REPORT_WITHIN_S:.0f} s of power-on")
-        pytest.fail("the meter sent no report, so it never ran normally before storage")
+    power_on_until_first_report(meter, measure, "it never ran normally before storage")
     bench.clock.sleep(AFTER_REPORT_S)
     try:
         meter.maintenance.storage_on()
