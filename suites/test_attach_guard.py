@@ -12,18 +12,19 @@ put nearly a day after it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import allure
-import numpy as np
 import pytest
 
-from fixtures.checks import Recorder
+from fixtures.checks import Recorder, module_rail
+from rig.analysis.at_transcript import POWER_ON_CAUSE, is_query, says_attached
+from rig.analysis.rail import RailEdges
 from rig.analysis.trace import Trace
 from rig.bench import Bench
 from rig.coverage import CoverageCalculator
 from rig.instruments.attenuator import MAX_DB
-from rig.instruments.power import DataLogChunk, N6705CPowerAnalyser
+from rig.instruments.power import N6705CPowerAnalyser
 from rig.meter_session import MeterSession
 from rig.monitor import MCU, MODULE, MonitorLine
 from rig.profiles.device import DeviceProfile
@@ -36,23 +37,7 @@ OBSERVE_MARGIN_S = 300.0  # watched after power-on beyond the guard, so a give-u
 SILENT_CUT_WATCH_S = 2 * 3600.0  # without a rail: how long to wait for the power-on that reveals a silent cut
 RAIL_PERIOD_S = 1.0
 RAIL_CHUNK_PERIODS = 1800
-RAIL_OFF_A = 0.5e-6  # below any module's PSM current (a few uA), above the analyser's noise
-POWER_ON_BANNER = "REBOOT_CAUSE_SECURITY_PMU_POWER_ON_RESET"
 REBOOT_BANNER = r"^REBOOT_CAUSE_"
-QUERIES = {"AT", "ATI", "AT+CGMR", "AT+NUESTATS", "AT+NQMGS", "AT+NQMGR", "AT+CGSN", "AT+CIMI"}
-
-
-def module_rail(bench: Bench, device: DeviceProfile) -> N6705CPowerAnalyser | None:
-    """The analyser channel in series with the module's supply, where bench and device both have one."""
-    supply = bench.profile.instruments.supply
-    if bench.supply is None or supply is None or supply.module_rail_channel is None or not device.parts.module_rail:
-        return None
-    return N6705CPowerAnalyser(bench.supply.transport, bench.clock, supply.module_rail_channel)
-
-
-def is_query(command: str) -> bool:
-    text = command.upper()
-    return text.endswith("?") or text in QUERIES or text.startswith("AT+NUESTATS")
 
 
 def first_give_up(lines: list[MonitorLine], start: int) -> MonitorLine | None:
@@ -73,32 +58,11 @@ def silent_cut(lines: list[MonitorLine], banner: MonitorLine) -> tuple[float, fl
     """A second power-on banner means the module was cut before it, with no command: the cut lies between
     the MCU's last line before that banner and the banner (the module's boot text comes with the banner)."""
     again = next((line for line in lines[banner.index + 1:]
-                  if line.sender == MODULE and line.text == POWER_ON_BANNER), None)
+                  if line.sender == MODULE and line.text == POWER_ON_CAUSE), None)
     if again is None:
         return None
     last = next((line for line in reversed(lines[banner.index:again.index]) if line.sender == MCU), banner)
     return last.time_s, again.time_s
-
-
-@dataclass
-class RailEdges:
-    """Streams the rail's data log, keeping only the times its current comes on and goes off."""
-
-    threshold_a: float = RAIL_OFF_A
-    on: bool = False
-    rises_s: list[float] = field(default_factory=list)
-    falls_s: list[float] = field(default_factory=list)
-    kept: list[DataLogChunk] = field(default_factory=list)
-
-    def feed(self, chunk: DataLogChunk) -> None:
-        high = chunk.max_a > self.threshold_a
-        before = np.concatenate([[self.on], high[:-1]])
-        self.rises_s += [float(chunk.start_s + i * chunk.period_s) for i in np.flatnonzero(high & ~before)]
-        # a cut lies in the last period that still drew current: its start is the earliest it can have been
-        self.falls_s += [float(chunk.start_s + (i - 1) * chunk.period_s) for i in np.flatnonzero(~high & before)]
-        self.on = bool(high[-1])
-        if self.rises_s:
-            self.kept.append(chunk)
 
 
 @dataclass
@@ -116,7 +80,7 @@ class GuardSeen:
 def judge_watch(meter: MeterSession, mark: int, rail: RailEdges | None) -> GuardSeen:
     lines = meter.monitor.lines
     seen = GuardSeen()
-    seen.banner = next((line for line in lines[mark:] if line.sender == MODULE and line.text == POWER_ON_BANNER), None)
+    seen.banner = next((line for line in lines[mark:] if line.sender == MODULE and line.text == POWER_ON_CAUSE), None)
     if seen.banner is not None:
         seen.power_on_s, seen.power_on_by = seen.banner.time_s, "boot banner on the monitor"
     elif rail is not None and rail.rises_s:
@@ -149,13 +113,13 @@ def watch_power_on_and_give_up(meter: MeterSession, rail: N6705CPowerAnalyser | 
     mark = meter.monitor.mark()
     if rail is None:
         meter.power_on()
-        if meter.monitor.wait_for(POWER_ON_BANNER, BOOT_WITHIN_S, sender=MODULE, mark=mark) is not None:
+        if meter.monitor.wait_for(POWER_ON_CAUSE, BOOT_WITHIN_S, sender=MODULE, mark=mark) is not None:
             seen = judge_watch(meter, mark, None)
             clock.wait_until(lambda: first_give_up(meter.monitor.lines, seen.banner.index) is not None,
                              max(seen.power_on_s + observe_s - clock.now(), 0.0))
             if first_give_up(meter.monitor.lines, seen.banner.index) is None:
                 # without a rail a cut without a command shows only as the module's next power-on banner
-                meter.monitor.wait_for(POWER_ON_BANNER, SILENT_CUT_WATCH_S, sender=MODULE, mark=seen.banner.index + 1)
+                meter.monitor.wait_for(POWER_ON_CAUSE, SILENT_CUT_WATCH_S, sender=MODULE, mark=seen.banner.index + 1)
         return judge_watch(meter, mark, None), None
     edges = RailEdges()
     started_s = rail.start_data_log(RAIL_PERIOD_S, BOOT_WITHIN_S + observe_s)
@@ -167,18 +131,6 @@ def watch_power_on_and_give_up(meter: MeterSession, rail: N6705CPowerAnalyser | 
         if seen.give_up_s is not None or (seen.power_on_s is not None and clock.now() >= seen.power_on_s + observe_s):
             break
     return seen, edges
-
-
-def says_attached(text: str) -> bool:
-    """`+CGATT:1`, or a `+CEREG` with stat 1 or 5: the URC `+CEREG:<stat>[,<tac>,...]` or the read reply
-    `+CEREG:<n>,<stat>[,...]` (told apart by the second field: a one-digit stat, or a tac)."""
-    if text == "+CGATT:1":
-        return True
-    if not text.startswith("+CEREG:"):
-        return False
-    fields = [f.strip().strip('"') for f in text.removeprefix("+CEREG:").split(",")]
-    stat = fields[1] if len(fields) > 1 and len(fields[1]) == 1 else fields[0]
-    return stat in ("1", "5")
 
 
 def wait_attached(meter: MeterSession, mark: int, timeout_s: float) -> MonitorLine | None:

@@ -15,7 +15,9 @@ import allure
 import numpy as np
 import pytest
 
-from fixtures.checks import Recorder, power_on_until_first_report
+from fixtures.checks import Recorder, module_rail, power_on_until_first_report
+from rig.analysis.at_transcript import POWER_ON_CAUSE
+from rig.analysis.rail import RAIL_OFF_A
 from rig.analysis.trace import Trace
 from rig.bench import Bench
 from rig.coverage import CoverageCalculator
@@ -29,7 +31,6 @@ from rig.monitor import MODULE
 from rig.profiles.device import DeviceProfile
 from rig.profiles.plan import PlanProfile
 from rig.report.plots import trace_png
-from suites.test_attach_guard import POWER_ON_BANNER, RAIL_OFF_A, module_rail
 
 AFTER_REPORT_S = 120.0  # the report's connection released, the module back in PSM
 STORAGE_SETTLE_S = 600.0  # from STORAGE ON to the start of the record
@@ -251,7 +252,7 @@ def stopped_by_mcu(meter: MeterSession, mark: int) -> str | None:
     for line in lines[mark:]:
         if line.is_command and line.text.upper() == "AT+CFUN=0":
             return f"AT+CFUN=0 at {line.time_s - lines[mark].time_s:.0f} s on the monitor"
-    banners = [line for line in lines[mark:] if line.sender == MODULE and line.text == POWER_ON_BANNER]
+    banners = [line for line in lines[mark:] if line.sender == MODULE and line.text == POWER_ON_CAUSE]
     if len(banners) > 1:
         return f"the module was powered again at {banners[1].time_s - banners[0].time_s:.0f} s after power-on"
     return None

@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rig.analysis.at_transcript import POWER_ON_CAUSE, says_attached
+from rig.analysis.rail import RailEdges
 from rig.instruments.power import DataLogChunk
 from rig.monitor import MCU, MODULE, MonitorLine
-from suites.test_attach_guard import POWER_ON_BANNER, RailEdges, first_give_up, says_attached, silent_cut
+from suites.test_attach_guard import first_give_up, silent_cut
 from suites.test_report_success import wilson_interval
 from suites.test_storage_and_search import BurstStarts
 
@@ -157,7 +159,7 @@ def lines_of(texts: list[tuple[float, str, str]]) -> list[MonitorLine]:
 
 def test_first_give_up_skips_the_reboot_that_applies_a_configuration() -> None:
     """The reference meter's first boot: `AT+NCONFIG=...` then `AT+NRB` is configuration, not a give-up."""
-    lines = lines_of([(0, MODULE, POWER_ON_BANNER), (1, MCU, "AT+NCONFIG?"),
+    lines = lines_of([(0, MODULE, POWER_ON_CAUSE), (1, MCU, "AT+NCONFIG?"),
                       (2, MCU, "AT+NCONFIG=CELL_RESELECTION,TRUE"), (3, MCU, "AT+CGMR"), (4, MCU, "AT+NRB"),
                       (5, MCU, "AT+CGATT?"), (300, MCU, "AT+NRB")])
     assert first_give_up(lines, 0).time_s == 300
@@ -166,8 +168,8 @@ def test_first_give_up_skips_the_reboot_that_applies_a_configuration() -> None:
 
 
 def test_a_silent_cut_is_known_between_the_mcus_last_line_and_the_next_power_on() -> None:
-    lines = lines_of([(0, MODULE, POWER_ON_BANNER), (290, MCU, "AT+CGATT?"), (290, MODULE, "+CGATT:0"),
-                      (3900, MODULE, "Boot: Unsigned"), (3900, MODULE, POWER_ON_BANNER)])
+    lines = lines_of([(0, MODULE, POWER_ON_CAUSE), (290, MCU, "AT+CGATT?"), (290, MODULE, "+CGATT:0"),
+                      (3900, MODULE, "Boot: Unsigned"), (3900, MODULE, POWER_ON_CAUSE)])
     assert silent_cut(lines, lines[0]) == (290, 3900)
     assert silent_cut(lines[:3], lines[0]) is None
 

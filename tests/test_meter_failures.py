@@ -9,7 +9,6 @@ reference meter and fails exactly its own check: the other checks judged on its 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rig.analysis.at_transcript import (
+    POWER_ON_CAUSE,
+    SEND,
+    answer,
+    attached_between,
+    attempts,
+    boots,
+    commands,
+    config_reboot,
+    first_after,
+    is_query,
+)
 from rig.bench import Bench
 from rig.codec import Codec, load_codec
 from rig.instruments.power import N6705CPowerAnalyser
@@ -39,80 +50,6 @@ SERVING = 1
 STAGGER_S = 17445.0  # the reference meter's first attach waits its report stagger after power-on
 RAIL_LOG_PERIOD_S = 1.0
 RAIL_OFF_A = 0.5e-6  # below the module's PSM current (3 uA), above the analyser's noise (< 0.1 uA)
-POWER_ON_CAUSE = "REBOOT_CAUSE_SECURITY_PMU_POWER_ON_RESET"
-FINAL_RESULT = re.compile(r"^(OK|ERROR|\+CME ERROR: ?\d+)$")
-SEND = re.compile(r"^AT\+(?:QLWULDATAEX|NMGS)=(\d+),([0-9A-Fa-f]*)")
-QUERIES = {"AT", "ATI", "AT+CGMR", "AT+NUESTATS", "AT+NQMGS", "AT+NQMGR"}
-
-
-# ---- reading the monitor transcript (reusable) ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One uplink attempt the MCU started: its command on the monitor and the module's answer."""
-
-    time_s: float
-    index: int
-    command: str
-    kind: str | None  # the decoded message's type; None when the codec refuses the payload
-    answer: str | None  # OK, ERROR or +CME ERROR: <n>; None when the module said nothing
-    answer_s: float | None
-
-
-def answer(lines: list[MonitorLine], index: int) -> MonitorLine | None:
-    """The module's final result for the MCU command at `index` (before the MCU's next line)."""
-    for line in lines[index + 1:]:
-        if line.sender == MCU:
-            return None
-        if FINAL_RESULT.match(line.text):
-            return line
-    return None
-
-
-def attempts(lines: list[MonitorLine], codec: Codec, kinds: tuple[str, ...] = ("basic_report",)) -> list[Attempt]:
-    """The MCU's uplink commands (`AT+QLWULDATAEX`, `AT+NMGS`) whose payload decodes to one of `kinds`."""
-    found = []
-    for line in lines:
-        match = SEND.match(line.text) if line.sender == MCU else None
-        if match is None:
-            continue
-        try:
-            kind = codec.decode_uplink(bytes.fromhex(match.group(2))).get("type")
-        except Exception:  # noqa: BLE001 - a payload the codec refuses is still an attempt, of no known kind
-            kind = None
-        if kinds and kind not in kinds:
-            continue
-        final = answer(lines, line.index)
-        found.append(Attempt(line.time_s, line.index, line.text, kind, final.text if final else None,
-                             final.time_s if final else None))
-    return found
-
-
-def commands(lines: list[MonitorLine], start: int = 0, end: int | None = None) -> list[MonitorLine]:
-    return [line for line in lines[start:end] if line.is_command]
-
-
-def is_query(command: str) -> bool:
-    """Read-only commands, allowed anywhere in a flow."""
-    text = command.upper()
-    return text.endswith("?") or text in QUERIES or text.startswith("AT+NUESTATS")
-
-
-def boots(lines: list[MonitorLine], cause: str | None = None) -> list[MonitorLine]:
-    """The module's boot banners (their REBOOT_CAUSE_ line), optionally of one cause."""
-    return [line for line in lines if line.sender == MODULE and line.text.startswith("REBOOT_CAUSE_")
-            and (cause is None or line.text == cause)]
-
-
-def first_after(lines: list[MonitorLine], index: int, test: Callable[[MonitorLine], bool]) -> MonitorLine | None:
-    return next((line for line in lines[index + 1:] if test(line)), None)
-
-
-def attached_between(lines: list[MonitorLine], start: int, end: int) -> bool:
-    """The module said it is attached: `+CGATT:1` or a registered `+CEREG`."""
-    return any(line.sender == MODULE and (line.text == "+CGATT:1" or re.match(r"^\+CEREG:(\d,)?[15](,|$)", line.text))
-               for line in lines[start:end])
 
 
 # ---- judges: problems keyed by the part of the check that failed (empty = pass) -----------------------
@@ -209,12 +146,6 @@ def judge_c10(lines: list[MonitorLine], codec: Codec, check: C10ExceptionFlow) -
     if steps[:len(order)] != order or len(steps) <= len(order) or steps[len(order)] not in finals:
         return {"flow": f"{steps}, expected {order} then one of {finals}"}
     return {}
-
-
-def config_reboot(lines: list[MonitorLine], command: MonitorLine) -> bool:
-    """An AT+NRB that applies the AT+NCONFIG just before it: configuration, not a give-up."""
-    previous = [line for line in commands(lines, 0, command.index) if not is_query(line.text)]
-    return bool(previous) and previous[-1].text.upper().startswith("AT+NCONFIG=")
 
 
 def judge_c8(lines: list[MonitorLine], cuts: list[tuple[float, float]], guard_min_s: float
