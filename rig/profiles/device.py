@@ -39,6 +39,27 @@ class Maintenance(StrictModel):
     baudrate: int = Field(9600, gt=0)
 
 
+class Upgrade(StrictModel):
+    """What the rig needs to send the meter images it accepts (C14): the vendor's signing key."""
+
+    signing_key: SecretStr = Field(
+        SecretStr("rig-reference-signing-key"),
+        description="the vendor's image signing key (reference scheme: HMAC-SHA256 of the whole image); masked in "
+                    "every output",
+    )
+
+
+class Logs(StrictModel):
+    """How the meter's log names its internal modules (C13, C15)."""
+
+    modules: list[str] = Field(
+        ["comm", "meter", "module", "maintenance"], min_length=1,
+        description="the internal modules the log names; C13 wants entries of each",
+    )
+    communication_module: str = Field("comm", description="the module that logs reports and failed sends")
+    maintenance_module: str = Field("maintenance", description="the module that logs maintenance logins and refusals")
+
+
 class Ports(StrictModel):
     """Serial ports of the device on a hardware bench (the twin's are found from its endpoints)."""
 
@@ -66,6 +87,8 @@ class DeviceProfile(StrictModel):
     codec: str = Field("reference", description="payload codec plugin (entry point rig.codecs)")
     maintenance: Maintenance = Field(default_factory=Maintenance, description="the near-end maintenance port")
     valve: Valve = Field(default_factory=Valve, description="the valve and the remote-closing policy")
+    upgrade: Upgrade = Field(default_factory=Upgrade, description="image signing for upgrades")
+    logs: Logs = Field(default_factory=Logs, description="the meter's log and its internal modules")
     ports: Ports = Field(default_factory=Ports, description="serial ports on a hardware bench")
     sim: DeviceSim = Field(default_factory=DeviceSim, description="the twin's behaviour (ignored on hardware)")
 
@@ -75,4 +98,6 @@ class DeviceProfile(StrictModel):
             self.sim.meter = None
         if self.kind == "meter" and self.sim.meter is None:
             raise ValueError("sim.meter: a meter needs its firmware section (null is for kind: module)")
+        if self.sim.meter is not None and self.sim.meter.image_key is None:
+            self.sim.meter.image_key = self.upgrade.signing_key  # the twin's meter trusts the vendor's key
         return self

@@ -95,7 +95,9 @@ class MeterSim(StrictModel):
     apply_configuration: bool = Field(True, description="C19 defect: false (acknowledged, not applied)")
     obey_valve_policy: bool = Field(True, description="C20 defect: closes even when closing is forbidden")
     mcu_firmware_version: str = Field("RWM1-2.3.0", description="reported in every report and over maintenance")
-    image_key: SecretStr = Field(SecretStr("rig-reference-signing-key"), description="HMAC key of signed images")
+    image_key: SecretStr | None = Field(
+        None, description="HMAC key the meter checks images with; null: the profile's upgrade.signing_key"
+    )
 
     @field_validator("report_t1")
     @classmethod

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel
 
-from rig.profiles.device import DeviceProfile, Identity, Maintenance, Parts, Ports, Valve
+from rig.profiles.device import DeviceProfile, Identity, Logs, Maintenance, Parts, Ports, Upgrade, Valve
 from rig.profiles.device_sim import MeterSim, ModuleSim
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,7 +77,7 @@ def defect_table() -> str:
 def device_profile_markdown() -> str:
     sections = [INTRO, "## Top level\n", field_table(DeviceProfile, "")]
     for title, model in (("identity", Identity), ("parts", Parts), ("maintenance", Maintenance),
-                         ("ports", Ports), ("valve", Valve)):
+                         ("ports", Ports), ("valve", Valve), ("upgrade", Upgrade), ("logs", Logs)):
         sections += [f"\n## `{title}`\n", field_table(model, f"{title}.")]
     sections += ["\n## `sim.module`: the NB-IoT module (HiSilicon Boudica class, BC95/BC28 AT dialect)\n",
                  field_table(ModuleSim, "sim.module.")]
