@@ -460,15 +460,33 @@ class MeterFirmware:
         return (yield from self._answer(downlinks))
 
     def _answer(self, downlinks: list[dict]) -> Generator[simpy.Event, None, ExchangeOutcome]:
-        """Obey the downlinks and send one response (release assistance unless follow-ups need the link)."""
+        """Obey the downlinks and answer them, in as many responses as the 512-byte limit needs (release
+        assistance on the last one unless follow-ups need the link)."""
         outcome = ExchangeOutcome("ok")
         results = [self._obey(downlink, outcome) for downlink in downlinks]
-        if results:
-            response = {"type": "response", "meter_number": self.meter_number, "time_s": int(self.meter_now()),
-                        "results": results}
-            mode = CON_RELEASE if self.sim.release_assistance and not outcome.follow_ups else CON
+        responses = self._responses(results)
+        for index, response in enumerate(responses):
+            last = index == len(responses) - 1
+            mode = CON_RELEASE if last and self.sim.release_assistance and not outcome.follow_ups else CON
             yield from self._send(response, mode)
         return outcome
+
+    def _responses(self, results: list[dict]) -> list[dict]:
+        """`results` in order, split over responses that each encode within the message limit."""
+        responses: list[dict] = []
+        for result in results:
+            if responses:
+                grown = {**responses[-1], "results": [*responses[-1]["results"], result]}
+                try:
+                    self.codec.encode_uplink(grown)
+                except CodecError:
+                    pass
+                else:
+                    responses[-1] = grown
+                    continue
+            responses.append({"type": "response", "meter_number": self.meter_number,
+                              "time_s": int(self.meter_now()), "results": [result]})
+        return responses
 
     def _on_urc(self, line: str) -> None:
         """Every downlink is answered: one no exchange collects (a retransmission after the release) is a job."""
