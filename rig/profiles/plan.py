@@ -586,6 +586,9 @@ class C16PeriodicReport(BehaviourCheck):
     days_per_schedule: int = Field(2, ge=1, description="days observed per schedule")
     supply_voltage_v: float = Field(3.5, gt=0, description="set on the supply, read back in the report")
     voltage_tolerance_v: float = Field(0.05, ge=0, description="reported vs set voltage")
+    flow_l_per_h: float = Field(60, gt=0, description="forward flow injected: whole litres in any whole-minute freeze")
+    volume_tolerance_l: float = Field(1, ge=0, description="reported vs injected volume of each freeze")
+    report_time_tolerance_s: float = Field(60, ge=0, description="each report interval vs the schedule's period")
 
 
 Alarm = Literal["over_flow", "low_battery", "reverse_flow", "magnetic", "separation"]
