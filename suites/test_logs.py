@@ -1,0 +1,195 @@
+"""C13: the meter keeps at least 30 days of communication and operation logs, per internal module; they
+can be uploaded to the platform and downloaded over the near-end port, and the two agree.
+
+The meter runs for the plan's days with known events early on: its daily reports, a retry (the platform
+swallows the second day's report, so the meter's send fails and it retries) and a maintenance login.
+Then the platform asks for a log upload (`log_upload`, answered at the meter's next uplink; the log comes
+as `log_chunk` uplinks) and the log is downloaded over the near-end port. Judged: the age of the oldest
+entry of each, that every internal module the device profile declares has entries, that every known
+event has its entry (the meter's clock, read over maintenance, maps bench times to log times), and that
+the upload is a contiguous run of the download.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import allure
+import pytest
+
+from fixtures.checks import Recorder, power_on_until_first_report
+from rig.analysis.meter_log import (
+    DAY_S,
+    ClockMap,
+    compare_upload,
+    entries_between,
+    entry_line,
+    masked,
+    module_counts,
+    oldest_age_days,
+    parse_log_text,
+    reassemble,
+)
+from rig.bench import Bench
+from rig.maintenance import LogEntry, MaintenanceDriver
+from rig.meter_session import MeterSession, reports_of
+from rig.platform.server import Uplink
+from rig.profiles.device import DeviceProfile
+from rig.profiles.plan import PlanProfile
+
+AFTER_REPORT_S = 600.0  # the report's exchange (time sync answered, link released) is over
+NEXT_REPORT_WITHIN_S = 2 * DAY_S
+RETRY_WITHIN_S = 2 * 3600.0  # the retry after a failed send (C7: 300 s, then 3600 s)
+UPLOAD_ANSWER_WITHIN_S = 2 * DAY_S  # the request waits for the meter's next uplink (a daily report)
+UPLOAD_CHUNKS_WITHIN_S = 3600.0  # from the answer to the last chunk
+LOG_MATCH_S = 60.0  # an event's entry within this of the event (meter clock, mapped from bench time)
+UPLOAD_DAYS_MAX = 255  # the log_upload downlink's range
+
+
+@dataclass(frozen=True)
+class KnownEvent:
+    """Something the bench saw (bench time) that the meter's log must hold, in `module`, within a window."""
+
+    name: str
+    bench_s: float
+    module: str
+    after_s: float = LOG_MATCH_S  # the meter may log it this long after the bench saw it
+
+
+def find(entries: list[LogEntry], event: KnownEvent, clock_map: ClockMap) -> list[LogEntry]:
+    meter_s = clock_map.meter_time(event.bench_s)
+    return entries_between(entries, meter_s - LOG_MATCH_S, meter_s + event.after_s, event.module)
+
+
+def provoke_a_retry(meter: MeterSession, measure: Recorder) -> tuple[Uplink, Uplink]:
+    """The platform swallows the next report; the meter's retry must get through."""
+    meter.platform.swallow_next_uplinks(1)
+    swallowed_from = len(meter.platform.swallowed)
+    retry = meter.wait_for_report(NEXT_REPORT_WITHIN_S + RETRY_WITHIN_S)
+    failed = next((u for u in meter.platform.swallowed[swallowed_from:]
+                   if u.message is not None and u.message["type"].endswith("report")), None)
+    if failed is None or retry is None:
+        measure("retry", "none", note="no swallowed report followed by a retry at the platform")
+        pytest.fail("the meter's failed report was not retried, so its log has no retry to find")
+    measure("retry_after_failed_send_s", round(retry.time_s - failed.time_s, 1), "s",
+            note="swallowed report to the retry at the platform")
+    return failed, retry
+
+
+def login_once(meter: MeterSession) -> tuple[float, tuple[float, float]]:
+    """A maintenance login (bench time), with a read of the meter's clock, then logged out."""
+    login_s = meter.bench.clock.now()
+    driver = meter.maintenance  # logs in on first use
+    clock_read = (meter.bench.clock.now(), driver.clock())
+    driver.logout()
+    return login_s, clock_read
+
+
+def upload_logs(meter: MeterSession, device: DeviceProfile, days: int, measure: Recorder
+                ) -> tuple[list[LogEntry] | None, float | None]:
+    """The platform's log-upload request and the reassembled upload (None where it failed), with its time."""
+    ticket = meter.platform.queue_downlink(device.identity.imei, {"type": "log_upload", "days": days})
+    clock = meter.bench.clock
+    clock.wait_until(lambda: ticket.answered_at is not None, UPLOAD_ANSWER_WITHIN_S)
+    status = ticket.answer["status"] if ticket.answer is not None else "no answer"
+    measure("upload_accepted", int(status == "ok"), "", low=1,
+            note=f"log_upload of {days} days: {status} (queued at bench {ticket.queued_at:.0f} s)")
+    if status != "ok":
+        return None, None
+    since = next((i for i, u in enumerate(meter.platform.uplinks) if u.time_s >= ticket.answered_at),
+                 len(meter.platform.uplinks))
+
+    def chunks() -> list[dict]:
+        return [u.message for u in meter.platform.uplinks[since:]
+                if u.message is not None and u.message["type"] == "log_chunk"]
+
+    clock.wait_until(lambda: reassemble(chunks()).complete, UPLOAD_CHUNKS_WITHIN_S)
+    upload = reassemble(chunks())
+    measure("upload_chunks_missing", len(upload.missing) if upload.total else 1, "", high=0,
+            note=f"{upload.total} chunks announced" if upload.total else "no log_chunk arrived")
+    if not upload.complete:
+        return None, None
+    allure.attach(upload.text, "log upload (platform)", allure.attachment_type.TEXT)
+    return parse_log_text(upload.text), ticket.answered_at
+
+
+def judge_events(entries: list[LogEntry], events: list[KnownEvent], clock_map: ClockMap, measure: Recorder) -> None:
+    rows = ["event | bench s | meter s | entries found"]
+    reports = [event for event in events if event.name.startswith("report")]
+    found_reports = 0
+    for event in events:
+        found = find(entries, event, clock_map)
+        found_reports += bool(found) and event in reports
+        rows.append(f"{event.name} | {event.bench_s:.0f} | {clock_map.meter_time(event.bench_s):.0f} | "
+                    + ("; ".join(entry_line(e) for e in found) or "NONE"))
+        if event not in reports:
+            measure(f"{event.name}_logged", int(bool(found)), "", low=1,
+                    note=f"{event.module} entry within {LOG_MATCH_S:g} s before to {event.after_s:g} s after")
+    measure("reports_logged", found_reports, "", low=len(reports),
+            note=f"of {len(reports)} reports at the platform, each with a {reports[0].module if reports else ''} "
+                 f"entry within {LOG_MATCH_S:g} s")
+    allure.attach("\n".join(rows), "known events in the downloaded log", allure.attachment_type.TEXT)
+
+
+@pytest.mark.check("C13")
+@pytest.mark.needs("maintenance")
+def test_c13_the_meter_keeps_30_days_of_logs_per_module_and_upload_and_download_agree(
+        meter: MeterSession, bench: Bench, device_profile: DeviceProfile, plan: PlanProfile,
+        measure: Recorder) -> None:
+    c13 = plan.checks.C13
+    logs = device_profile.logs
+    clock = bench.clock
+    powered_s = clock.now()
+    first = power_on_until_first_report(meter, measure, "it has no communication to log")
+    clock.sleep(AFTER_REPORT_S)
+    failed, retry = provoke_a_retry(meter, measure)
+    clock.sleep(AFTER_REPORT_S)
+    login_s, login_clock = login_once(meter)
+    events = [KnownEvent("failed_send", failed.time_s, logs.communication_module,
+                         device_profile.failure_detection_max_s + LOG_MATCH_S),
+              KnownEvent("retry", retry.time_s, logs.communication_module),
+              KnownEvent("maintenance_login", login_s, logs.maintenance_module)]
+
+    clock.sleep(max(powered_s + c13.operation_days * DAY_S - clock.now(), 0.0))
+    measure("operation_days", round((clock.now() - powered_s) / DAY_S, 2), "d", note="power-on to the upload request")
+    upload_days = min(c13.operation_days + 1, UPLOAD_DAYS_MAX)
+    requested_s = clock.now()
+    upload, uploaded_s = upload_logs(meter, device_profile, upload_days, measure)
+
+    driver: MaintenanceDriver = meter.maintenance
+    driver.login(device_profile.maintenance.password)
+    download_clock = (clock.now(), driver.clock())
+    download = driver.logs()
+    clock_map = ClockMap((login_clock, download_clock))
+    secrets = [device_profile.maintenance.password.get_secret_value()]
+    allure.attach(masked("\n".join(entry_line(e) for e in download), secrets), "log download (maintenance)",
+                  allure.attachment_type.TEXT)
+
+    measure("download_oldest_entry_age_days", round(oldest_age_days(download, download_clock[1]), 2), "d",
+            low=c13.log_days_min, note=f"{len(download)} entries, oldest {download[0].time_s:.0f} (meter clock)"
+            if download else "the download is empty")
+    if upload is not None:
+        measure("upload_oldest_entry_age_days", round(oldest_age_days(upload, clock_map.meter_time(uploaded_s)), 2),
+                "d", low=c13.log_days_min, note=f"{len(upload)} entries in a {upload_days}-day upload")
+    counts = module_counts(download)
+    for module in logs.modules:
+        measure(f"entries_{module}", counts.get(module, 0), "", low=1, note="in the download")
+
+    reports = [KnownEvent(f"report_{index}", uplink.time_s, logs.communication_module)
+               for index, uplink in enumerate(reports_of(meter)) if uplink.time_s < requested_s and uplink is not retry]
+    judge_events(download, [*reports, *events], clock_map, measure)
+    measure("first_report_to_download_days", round((clock.now() - first.time_s) / DAY_S, 2), "d",
+            note="the oldest known event's age")
+
+    if upload is not None:
+        comparison = compare_upload(upload, download)
+        measure("upload_entries_compared", comparison.compared, "", low=1)
+        measure("upload_entries_not_in_download", comparison.only_in_upload, "", high=0)
+        measure("download_entries_not_in_upload", comparison.only_in_download, "", high=0,
+                note="within the span the upload covers")
+        if not comparison.identical:
+            allure.attach(masked(comparison.diff, secrets), "upload vs. download (diff)", allure.attachment_type.TEXT)
+    else:
+        measure("upload_vs_download", "not compared", note="no complete upload")
+    allure.attach(driver.transcript_text(), "maintenance transcript", allure.attachment_type.TEXT)
+    measure.judge()
