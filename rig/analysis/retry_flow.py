@@ -70,20 +70,20 @@ class RetrySequence:
     and the attempt that follows the reset."""
 
     failed: list[Attempt]
-    failure_seen_s: list[float | None]  # per failed attempt: when the monitor showed it failed
+    failure_seen: list[MonitorLine | None]  # per failed attempt: the monitor line that showed it failed
     reset: MonitorLine | None  # `AT+NRB` or a module power-on banner between the last failure and the next attempt
     reattached: bool  # the module said it is attached between the reset and the next attempt
     next_attempt: Attempt | None
 
 
-def failure_seen(lines: list[MonitorLine], attempt: Attempt, until: int | None) -> float | None:
-    """When the monitor showed `attempt` failed: its send answered with an error, or a
-    `+QLWULDATASTATUS:` other than delivered before the next attempt (None: nothing showed it)."""
+def failure_seen(lines: list[MonitorLine], attempt: Attempt, until: int | None) -> MonitorLine | None:
+    """The line showing `attempt` failed: its send's error answer, or a `+QLWULDATASTATUS:` other than
+    delivered before the next attempt (None: nothing showed it)."""
     if attempt.answer is not None and attempt.answer != "OK":
-        return attempt.answer_s
+        return answer(lines, attempt.index)
     status = first_after(lines[:until], attempt.index, lambda line: line.sender == MODULE
                          and line.text.startswith("+QLWULDATASTATUS:"))
-    return status.time_s if status is not None and status.text != DELIVERED_STATUS else None
+    return status if status is not None and status.text != DELIVERED_STATUS else None
 
 
 def is_reset(line: MonitorLine) -> bool:
@@ -126,8 +126,8 @@ def c7_readings(sequence: RetrySequence, uplinks: Sequence[Uplink], check: C7Ret
     """Each retry's gap and the wait before the reset against their windows; the reset, the re-attach and
     the attempt after it; when each failure showed and whether the last attempt was delivered (recorded)."""
     readings = []
-    for number, (attempt, seen_s) in enumerate(zip(sequence.failed, sequence.failure_seen_s, strict=True), start=1):
-        after_s = rounded(seen_s - attempt.time_s) if seen_s is not None else NONE
+    for number, (attempt, seen) in enumerate(zip(sequence.failed, sequence.failure_seen, strict=True), start=1):
+        after_s = rounded(seen.time_s - attempt.time_s) if seen is not None else NONE
         readings.append(Reading(f"failure_{number}_seen_after_s", after_s, "s",
                                 note=f"attempt {number} to its failure on the monitor; "
                                      f"the device declares <= {detection_max_s:g} s"))
@@ -299,6 +299,9 @@ def c11_readings(lines: list[MonitorLine], boundaries: list[int], witness: str) 
 # ---- evidence ------------------------------------------------------------------------------------------
 
 
+EXCERPT_TEXT_CHARS = 60  # a longer line (a send's hex payload) is cut, its length said
+
+
 def annotated_excerpt(lines: list[MonitorLine], notes: dict[int, str], start: int = 0, end: int | None = None,
                       origin_s: float | None = None) -> str:
     """The monitor from `start` to `end`, each line with its time (and its offset from `origin_s`), and
@@ -307,6 +310,9 @@ def annotated_excerpt(lines: list[MonitorLine], notes: dict[int, str], start: in
     for line in lines[start:end]:
         arrow = "   <" if line.sender == MODULE else "MCU>"
         offset = f" {line.time_s - origin_s:+10.1f}" if origin_s is not None else ""
+        text = line.text
+        if len(text) > EXCERPT_TEXT_CHARS:
+            text = f"{text[:EXCERPT_TEXT_CHARS]}... ({len(line.text)} chars)"
         note = f"   <== {notes[line.index]}" if line.index in notes else ""
-        rows.append(f"{line.time_s:.3f}{offset} {arrow} {line.text}{note}")
+        rows.append(f"{line.time_s:.3f}{offset} {arrow} {text}{note}")
     return "\n".join(rows)
