@@ -180,6 +180,17 @@ def answered_513(lines: list[MonitorLine], codec: Codec, start: int = 0,
     return [a for a in attempts(lines, codec, kinds) if a.index >= start and a.answer == CME_513]
 
 
+def next_command(lines: list[MonitorLine], index: int) -> MonitorLine | None:
+    """The MCU's first command after `index` that is not a query."""
+    return next((c for c in commands(lines, index + 1) if not is_query(c.text)), None)
+
+
+def retries_over(lines: list[MonitorLine], errors: list[Attempt], check: C9CmeError513) -> bool:
+    """Every retry was answered 513, or the MCU went on to something other than a send after the last."""
+    after = next_command(lines, errors[-1].index) if errors else None
+    return len(errors) > len(check.waits_s) or (after is not None and not SEND.match(after.text))
+
+
 def c9_readings(lines: list[MonitorLine], errors: list[Attempt], check: C9CmeError513) -> list[Reading]:
     """From each 513's answer to the MCU's next command that is not a query: a send, after the plan's wait."""
     readings = [Reading("cme_513_answers", len(errors), "", 1, None, "attempts answered +CME ERROR: 513")]
@@ -190,12 +201,12 @@ def c9_readings(lines: list[MonitorLine], errors: list[Attempt], check: C9CmeErr
             readings.append(Reading(name, NONE, "s", low, high, f"only {len(errors)} attempts answered 513"))
             continue
         error = errors[number - 1]
-        after = [c for c in commands(lines, error.index + 1) if not is_query(c.text)][:1]
-        if not after or not SEND.match(after[0].text):
-            came = after[0].text if after else "nothing"
+        after = next_command(lines, error.index)
+        if after is None or not SEND.match(after.text):
+            came = after.text if after else "nothing"
             readings.append(Reading(name, NONE, "s", low, high, f"no retry: after 513 number {number} came {came}"))
             continue
-        readings.append(Reading(name, rounded(after[0].time_s - error.answer_s), "s", low, high,
+        readings.append(Reading(name, rounded(after.time_s - error.answer_s), "s", low, high,
                                 f"513 number {number} answered to the next attempt"))
     return readings
 
