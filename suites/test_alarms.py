@@ -123,7 +123,7 @@ def deferred_conditions(stimulator: Stimulator, meter: MeterSession, thresholds:
     reverse_hold_s = thresholds["reverse_flow_duration_s"] + HOLD_MARGIN_S
     reverse = stimulator.at(over.time_s + over_hold_s, "flow", reverse_rate, thresholds["reverse_flow_duration_s"],
                             f"{reverse_rate:g} L/h for {reverse_hold_s:g} s")
-    stopped = stimulator.at(reverse.time_s + reverse_hold_s, "flow", 0.0, detail="flow stopped")
+    stopped = stimulator.at(reverse.time_s + reverse_hold_s, "flow", 0.0, detail="0 L/h: stopped")
     low_v = thresholds["low_battery_threshold_mv"] / 1000.0 - LOW_BATTERY_MARGIN_V
     low = stimulator.at(stopped.time_s + TRIGGER_SPACING_S, "low_battery", low_v,
                         detail=f"supply {low_v:g} V, threshold {thresholds['low_battery_threshold_mv']:g} mV")
