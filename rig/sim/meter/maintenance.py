@@ -230,6 +230,8 @@ class MaintenancePort:
             raise Refused(404, f"unknown key {key[:40]}")
         value = self._parse_config(key, text, config.get(key))
         config.set(key, value)
+        if key in ("schedule", "report_t1", "report_t3_s") and not self.meter.replan.triggered:
+            self.meter.replan.succeed()  # takes effect at once: the next report follows the new setting
         self.meter.record("meter", "config", f"{key}={_format(value)}")
         return ["OK"]
 
