@@ -29,6 +29,7 @@ from rig.analysis.meter_log import (
     oldest_age_days,
     parse_log_text,
     reassemble,
+    transcript,
 )
 from rig.bench import Bench
 from rig.maintenance import LogEntry, MaintenanceDriver
@@ -191,5 +192,5 @@ def test_c13_the_meter_keeps_30_days_of_logs_per_module_and_upload_and_download_
             allure.attach(masked(comparison.diff, secrets), "upload vs. download (diff)", allure.attachment_type.TEXT)
     else:
         measure("upload_vs_download", "not compared", note="no complete upload")
-    allure.attach(driver.transcript_text(), "maintenance transcript", allure.attachment_type.TEXT)
+    allure.attach(masked(transcript(driver), secrets), "maintenance transcript", allure.attachment_type.TEXT)
     measure.judge()

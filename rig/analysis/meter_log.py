@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from rig.maintenance import MASK, LogEntry
+from rig.maintenance import MASK, LogEntry, MaintenanceDriver
 
 DAY_S = 86400.0
 
@@ -138,3 +138,8 @@ def masked(text: str, secrets: Iterable[str]) -> str:
         if secret:
             text = text.replace(secret, MASK)
     return text
+
+
+def transcript(driver: MaintenanceDriver) -> str:
+    """A maintenance session's transcript (secrets already masked by the driver), one line each."""
+    return "\n".join(str(line) for line in driver.transcript)
