@@ -117,6 +117,14 @@ def test_c7_a_module_power_cycle_counts_as_the_reset_and_a_missing_attach_fails(
         "attached_after_reset"}
 
 
+def test_c7_an_nrb_applying_a_configuration_is_not_the_reset():
+    configured = [(20000, MCU, "AT+NCONFIG=CELL_RESELECTION,TRUE"), (20000, MODULE, "OK"), *reset_at(20001)]
+    lines = transcript(*failed_attempt(0), *failed_attempt(380), *failed_attempt(4060), *configured,
+                       *reset_at(32950), *delivered_attempt(32970))
+    sequence = retry_sequence(lines, CODEC, 3)
+    assert sequence.reset is not None and sequence.reset.time_s == 32950
+
+
 def test_c7_a_meter_that_stops_retrying_fails_every_missing_wait():
     readings = c7(transcript(*failed_attempt(0), *failed_attempt(380)))
     assert failing(readings) == {"retry_2_gap_s", "wait_after_last_failure_s", "module_resets", "attempt_after_reset_s"}

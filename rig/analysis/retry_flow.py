@@ -20,6 +20,7 @@ from rig.analysis.at_transcript import (
     attempts,
     boots,
     commands,
+    config_reboot,
     first_after,
     is_query,
 )
@@ -86,11 +87,11 @@ def failure_seen(lines: list[MonitorLine], attempt: Attempt, until: int | None) 
     return status if status is not None and status.text != DELIVERED_STATUS else None
 
 
-def is_reset(line: MonitorLine) -> bool:
-    """The MCU's `AT+NRB`, or the module's power-on banner (a power cycle)."""
+def is_reset(lines: list[MonitorLine], line: MonitorLine) -> bool:
+    """The MCU's `AT+NRB` (not one applying an `AT+NCONFIG=`), or the module's power-on banner (a power cycle)."""
     if line.sender == MODULE:
         return line.text == POWER_ON_CAUSE
-    return line.is_command and line.text.upper() == "AT+NRB"
+    return line.is_command and line.text.upper() == "AT+NRB" and not config_reboot(lines, line)
 
 
 def retry_sequence(lines: list[MonitorLine], codec: Codec, failures: int, start: int = 0,
@@ -105,7 +106,7 @@ def retry_sequence(lines: list[MonitorLine], codec: Codec, failures: int, start:
     reset, reattached = None, False
     if len(failed) == failures:
         end = next_attempt.index if next_attempt else len(lines)
-        reset = next((line for line in lines[failed[-1].index + 1:end] if is_reset(line)), None)
+        reset = next((line for line in lines[failed[-1].index + 1:end] if is_reset(lines, line)), None)
         reattached = reset is not None and attached_between(lines, reset.index, end)
     return RetrySequence(failed, seen, reset, reattached, next_attempt)
 
