@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+ALLURE := tools/allure/node_modules/.bin/allure
 
-.PHONY: certify test lint sim bench matrix clean
+.PHONY: certify test lint sim bench matrix clean allure chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +15,28 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-certify: $(STAMP)
+# The Allure 3 command line (npm, no Java) renders the HTML report; without npm the run still writes
+# allure-results and says how to render them.
+allure: $(ALLURE)
+
+$(ALLURE): tools/allure/package.json tools/allure/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tools/allure --no-audit --no-fund --loglevel=error && touch $(ALLURE) || \
+		echo "npm could not install Allure: the report stays as allure-results (see README)"; \
+	else echo "npm not found: the report stays as allure-results (see README)"; fi
+
+# Debian's Chromium, for the test that opens the rendered report headless.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; } || \
+		echo "could not install chromium: the report screenshot test will say so"; }
+
+certify: $(STAMP) allure
 	$(PY) -m rig certify
 
-test: $(STAMP)
+test: $(STAMP) allure chromium
 	$(PY) -m pytest tests -q
 
 lint: $(STAMP)
@@ -33,4 +52,4 @@ bench: $(STAMP)
 	$(PY) bench/clock_roundtrip.py
 
 clean:
-	rm -rf $(VENV) results
+	rm -rf $(VENV) results tools/allure/node_modules

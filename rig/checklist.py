@@ -1,4 +1,4 @@
-"""The checklist's items as the report shows them: id, title and area (Allure epic)."""
+"""The checklist's items as the report shows them: id, title, area (Allure epic) and the device kinds they apply to."""
 
 from __future__ import annotations
 
@@ -10,23 +10,26 @@ class Item:
     id: str
     title: str
     area: str
+    applies: tuple[str, ...] = ("meter",)  # device kinds the check applies to (PROCEDURES' `applies`)
 
     @property
     def feature(self) -> str:
         return f"{self.id} {self.title}"
 
 
+BOTH = ("meter", "module")
+
 ITEMS = {item.id: item for item in (
-    Item("C1", "chip power-optimised release", "radio"),
-    Item("C2a", "cell reselection", "radio"),
-    Item("C2b", "no frequency lock", "radio"),
+    Item("C1", "chip power-optimised release", "radio", BOTH),
+    Item("C2a", "cell reselection", "radio", BOTH),
+    Item("C2b", "no frequency lock", "radio", BOTH),
     Item("C2c", "reselection switch from the platform", "radio"),
-    Item("C3", "release assistance", "power"),
-    Item("C5", "PSM, not power-off", "power"),
+    Item("C3", "release assistance", "power", BOTH),
+    Item("C5", "PSM, not power-off", "power", BOTH),
     Item("C8", "attach guard", "radio"),
-    Item("C12", "network quality", "radio"),
+    Item("C12", "network quality", "radio", BOTH),
     Item("C21a", "storage mode", "power"),
-    Item("C21b", "search backoff", "power"),
+    Item("C21b", "search backoff", "power", BOTH),
     Item("C22", "report success", "radio"),
     Item("B1", "battery life", "power"),
     Item("C4", "access stagger", "meter behaviour"),

@@ -1,4 +1,5 @@
-"""`python -m rig`: run the certification campaign (`certify`) or start the twin alone (`sim`)."""
+"""`python -m rig`: run the certification campaign (`certify`), rebuild a run's report (`report`), or start
+the twin alone (`sim`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from rig.profiles.bench import BenchProfile
 from rig.profiles.device import DeviceProfile
 from rig.profiles.loader import ProfileError, load_model
 from rig.profiles.plan import load_plan
+from rig.report.build import IDENTITIES, RunError, RunRecord, build_report, summary_text
+from rig.report.certificate import VERDICT_FAIL
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ROOT / "profiles"
@@ -23,7 +26,14 @@ def _certify_parser(subparsers) -> None:
     parser.add_argument("--plan", type=Path, default=PROFILES / "plans" / "white-paper-2018.yaml")
     parser.add_argument("--seed", type=int, default=None, help="twin seed (default: the bench profile's)")
     parser.add_argument("--results", type=Path, default=ROOT / "results", help="where runs are written")
+    parser.add_argument("--list", action="store_true", help="list the checks the plan selects and what each needs")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+
+
+def _report_parser(subparsers) -> None:
+    parser = subparsers.add_parser("report", help="rebuild the certificate and HTML report of a run")
+    parser.add_argument("run", nargs="?", type=Path, default=None, help="run directory (default: results/latest)")
+    parser.add_argument("--results", type=Path, default=ROOT / "results", help="where runs are written")
 
 
 def new_run_directory(results: Path, device_name: str) -> Path:
@@ -52,8 +62,27 @@ def certify(args: argparse.Namespace) -> int:
     except ProfileError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.list:
+        code = int(pytest.main(suite_args(args) + ["--list-checks", "-q", "--collect-only"]))
+        return 0 if code == pytest.ExitCode.NO_TESTS_COLLECTED else code  # the listing deselects every test
     run = new_run_directory(args.results, device.name)
-    pytest_args = [
+    RunRecord(args.bench, args.device, args.plan, args.seed).write(run)
+    pytest_args = suite_args(args) + [
+        f"--alluredir={run / 'allure-results'}",
+        f"--junitxml={run / 'junit.xml'}",
+        f"--measurements={run / 'measurements.csv'}",
+        f"--outcomes={run / 'outcomes.jsonl'}",
+        f"--identities={run / IDENTITIES}",
+        *args.pytest_args,
+    ]
+    exit_code = int(pytest.main(pytest_args))
+    report_code = report_run(run, args.results)
+    return exit_code or report_code
+
+
+def suite_args(args: argparse.Namespace) -> list[str]:
+    """The pytest arguments that select the suites and the profiles."""
+    return [
         str(ROOT / "suites"),
         f"--rootdir={ROOT}",
         "-p",
@@ -61,19 +90,30 @@ def certify(args: argparse.Namespace) -> int:
         f"--bench={args.bench}",
         f"--device={args.device}",
         f"--plan={args.plan}",
-        f"--alluredir={run / 'allure-results'}",
-        f"--junitxml={run / 'junit.xml'}",
-        f"--measurements={run / 'measurements.csv'}",
-        f"--outcomes={run / 'outcomes.jsonl'}",
         "-o",
         "testpaths=suites",
         *([f"--seed={args.seed}"] if args.seed is not None else []),
-        *args.pytest_args,
     ]
-    exit_code = pytest.main(pytest_args)
-    print(f"\nrun written to {run} (results/latest points at it)")
-    print(f"allure results: {run / 'allure-results'}  (render: npx allure awesome --single-file -o report <dir>)")
-    return int(exit_code)
+
+
+def report_run(run: Path, results: Path) -> int:
+    """Build the run's certificate and HTML report and print the summary: 0 unless the verdict is FAIL (1)
+    or the run cannot be read (2)."""
+    try:
+        outputs = build_report(run, results / "history.jsonl")
+    except (RunError, ProfileError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(summary_text(outputs, run))
+    return 1 if outputs.matrix.verdict == VERDICT_FAIL else 0
+
+
+def report(args: argparse.Namespace) -> int:
+    run = args.run if args.run is not None else args.results / "latest"
+    if not run.is_dir():
+        print(f"error: no run directory {run}", file=sys.stderr)
+        return 2
+    return report_run(run.resolve(), args.results)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rig", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     _certify_parser(subparsers)
+    _report_parser(subparsers)
     subparsers.add_parser("sim", help="start the twin on its own and print every endpoint (see `sim --help`)")
     args = parser.parse_args(argv)
-    return certify(args)
+    return report(args) if args.command == "report" else certify(args)

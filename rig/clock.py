@@ -8,13 +8,15 @@ No rig code calls `time.sleep` or `time.time`; it asks the bench clock.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
+import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from typing import Protocol, TextIO
 
 from rig.twinlink import TwinLink
 
@@ -44,11 +46,31 @@ class Clock(Protocol):
 
     def call_at(self, time_s: float, callback: Callable[[], None]) -> None: ...
 
+    def waiting_for(self, activity: str) -> contextlib.AbstractContextManager[None]: ...
+
+
+def duration_text(seconds: float) -> str:
+    """`2 h 05 min`, `4 min 10 s`, `12 s`."""
+    seconds = max(int(round(seconds)), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
 
 class WallClock:
-    """Real time, for benches of real instruments; `call_at` callbacks run on a timer thread."""
+    """Real time, for benches of real instruments; `call_at` callbacks run on a timer thread.
 
-    def __init__(self) -> None:
+    A wait longer than `progress_every_s` prints what it waits for and the time left, every
+    `progress_every_s` (hours-long waits on hardware should not look like a hang). Checks name what they
+    wait for with `with clock.waiting_for("the daily report"):`.
+    """
+
+    def __init__(self, progress_every_s: float = 60.0, progress_out: TextIO | None = None) -> None:
+        self.progress_every_s = progress_every_s
+        self.progress_out = progress_out
+        self.activity = "the bench"
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._sequence = itertools.count()
         self._changed = threading.Condition()
@@ -78,20 +100,42 @@ class WallClock:
     def now(self) -> float:
         return time.time()
 
+    @contextlib.contextmanager
+    def waiting_for(self, activity: str) -> Iterator[None]:
+        """Name what the waits inside the block are for (shown in the progress lines)."""
+        previous, self.activity = self.activity, activity
+        try:
+            yield
+        finally:
+            self.activity = previous
+
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
-            time.sleep(seconds)
+            self.wait_until(lambda: False, seconds, poll_s=seconds)
 
     def wait_until(self, predicate: Callable[[], object], timeout_s: float, poll_s: float = 0.5) -> bool:
         """Poll `predicate` every `poll_s` until it is true (True) or `timeout_s` passes (False)."""
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        deadline = started + timeout_s
+        next_progress = started + self.progress_every_s
         while True:
             if predicate():
                 return True
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 return False
-            time.sleep(min(poll_s, remaining))
+            if now >= next_progress:
+                self._progress(now - started, remaining)
+                next_progress = now + self.progress_every_s
+            time.sleep(min(poll_s, remaining, max(next_progress - now, 0.0)))
+
+    def _progress(self, elapsed_s: float, remaining_s: float) -> None:
+        out = self.progress_out or sys.__stderr__
+        if out is not None:
+            out.write(f"[rig] waiting for {self.activity}: {duration_text(elapsed_s)} elapsed, "
+                      f"at most {duration_text(remaining_s)} left\n")
+            out.flush()
 
 
 class VirtualClock:
@@ -108,6 +152,11 @@ class VirtualClock:
 
     def now(self) -> float:
         return self._now
+
+    @contextlib.contextmanager
+    def waiting_for(self, activity: str) -> Iterator[None]:
+        """As `WallClock.waiting_for`; virtual waits take seconds of wall time, so nothing is printed."""
+        yield
 
     def attach(self, channel: CountedChannel) -> None:
         """Count `channel` from now on: the rig has opened its port, the twin starts counting too."""

@@ -75,10 +75,10 @@ class MeterSession:
     def wait_for_report(self, timeout_s: float, since: int | None = None):
         """The next periodic report the platform receives (None after `timeout_s` of bench time)."""
         start = len(self.platform.uplinks) if since is None else since
-        found = self.platform.wait_for_uplink(
-            lambda u: u.message is not None and u.message["type"].endswith("report"), timeout_s, since=start
-        )
-        return found
+        with self.bench.clock.waiting_for("the meter's next periodic report at the platform"):
+            return self.platform.wait_for_uplink(
+                lambda u: u.message is not None and u.message["type"].endswith("report"), timeout_s, since=start
+            )
 
     def report_now(self, timeout_s: float) -> object | None:
         """Ask for a report over the near-end port when the meter has one, else wait for the scheduled one."""

@@ -73,7 +73,8 @@ class AtMonitor:
             found[:] = list(self.matching(pattern, sender, start))[:1]
             return bool(found)
 
-        self.clock.wait_until(seen, timeout_s)
+        with self.clock.waiting_for(f"{pattern!r} on the AT monitor"):
+            self.clock.wait_until(seen, timeout_s)
         return found[0] if found else None
 
     def excerpt(self, start: int = 0, end: int | None = None) -> str:
