@@ -7,7 +7,6 @@ the derating) / (charge per year + self-discharge). Drawn as bars against the pl
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend is chosen first
 from rig.analysis.energy import plan_battery_years  # noqa: E402
 from rig.measurements import Measurement  # noqa: E402
 from rig.profiles.plan import PlanProfile  # noqa: E402
+from rig.report.plots import figure_png  # noqa: E402
 
 CHECK = "B1"
 
@@ -86,11 +86,7 @@ def battery_chart_png(lives: list[LevelLife], plan: PlanProfile) -> bytes:
                    fontsize=9)
     axes.legend(loc="upper right", fontsize=8)
     axes.grid(True, axis="y", alpha=0.3)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    return figure_png(figure)
 
 
 def projection_markdown(lives: list[LevelLife], plan: PlanProfile) -> str:

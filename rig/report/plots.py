@@ -16,6 +16,15 @@ from rig.analysis.trace import Trace  # noqa: E402
 from rig.profiles.plan import PlanProfile  # noqa: E402
 
 
+def figure_png(figure: plt.Figure) -> bytes:
+    """The figure as PNG bytes (laid out tight), closed afterwards so long runs do not pile figures up."""
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
 def trace_png(trace: Trace, title: str, marks: dict[str, float] | None = None,
               spans: dict[str, tuple[float, float]] | None = None, log_scale: bool = True) -> bytes:
     """The trace in mA against seconds from its start, with named instants and intervals marked."""
@@ -37,11 +46,7 @@ def trace_png(trace: Trace, title: str, marks: dict[str, float] | None = None,
     if marks or spans:
         axes.legend(loc="upper right", fontsize=8)
     axes.grid(True, which="both", alpha=0.3)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    return figure_png(figure)
 
 
 def coverage_png(plan: PlanProfile, level: str, expected: tuple[float, float],
@@ -69,8 +74,4 @@ def coverage_png(plan: PlanProfile, level: str, expected: tuple[float, float],
     axes.set_title(f"Coverage {level}: where the bench put the device")
     axes.legend(loc="lower right", fontsize=8)
     axes.grid(True, alpha=0.3)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    return figure_png(figure)
