@@ -112,8 +112,7 @@ def immediate_triggers(stimulator: Stimulator, day: date, names: list[str], time
     return first
 
 
-def deferred_conditions(stimulator: Stimulator, meter: MeterSession, thresholds: dict[str, float],
-                        start_s: float) -> dict[str, Stimulus]:
+def deferred_conditions(stimulator: Stimulator, thresholds: dict[str, float], start_s: float) -> dict[str, Stimulus]:
     """Over-flow, then reverse flow, each held past the meter's duration, then the supply below the threshold."""
     over_rate = beyond(thresholds["high_flow_threshold"])
     over_hold_s = thresholds["high_flow_duration_s"] + HOLD_MARGIN_S
@@ -159,10 +158,10 @@ def test_c17_meter_raises_magnet_and_separation_at_once_and_the_others_in_the_ne
 
     first_trigger = immediate_triggers(stimulator, day, c17.immediate_alarms, c17.triggers_per_day, zone)
     deferred_start_s = stimulator.applied[-1].time_s + TRIGGER_SPACING_S
-    deferred = deferred_conditions(stimulator, meter, thresholds, deferred_start_s)
-    nominal_v = plan.battery.nominal_voltage_v
+    supply_v = meter.bench.supply.voltage_v()
+    deferred = deferred_conditions(stimulator, thresholds, deferred_start_s)
     report = meter.wait_for_report(REPORT_WITHIN_S)
-    meter.bench.supply.set_voltage(nominal_v)
+    meter.bench.supply.set_voltage(supply_v)
     if report is None:
         measure("report_after_the_conditions", "none", note=f"within {REPORT_WITHIN_S:.0f} s")
         pytest.fail("no periodic report followed the deferred conditions, so their flags could not be judged")

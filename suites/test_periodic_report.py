@@ -49,7 +49,7 @@ def furthest(values: list[float], target: float) -> float:
     return max(values, key=lambda value: abs(value - target), default=float("nan"))
 
 
-def decoded(uplinks: list[Uplink], zone: ZoneInfo) -> str:
+def decoded_json(uplinks: list[Uplink], zone: ZoneInfo) -> str:
     """The uplinks as the platform received and decoded them (evidence)."""
     return json.dumps([
         {"received": datetime.fromtimestamp(u.time_s, zone).isoformat(timespec="seconds"), "size_bytes": u.size_bytes,
@@ -87,7 +87,7 @@ def watch_schedule(meter: MeterSession, schedule: Schedule, plan: PlanProfile, m
     end_s = settle.time_s + watched_s + c16.report_time_tolerance_s
     meter.bench.clock.sleep(max(end_s - meter.bench.clock.now(), 0.0))
     reports = reports_between(meter.platform.uplinks, settle.time_s, end_s)
-    allure.attach(decoded([settle, *reports], zone), f"{name}: decoded reports (the first settles the switch)",
+    allure.attach(decoded_json([settle, *reports], zone), f"{name}: decoded reports (the first settles the switch)",
                   allure.attachment_type.JSON)
 
     expected = schedule.reports_in(watched_s)
@@ -165,6 +165,6 @@ def test_c16_meter_reports_on_each_schedule_with_its_content_and_sizes(
     if alarm is None:
         measure("alarm_for_its_size", "none", note=f"no alarm within {alarm_wait_s:g} s of a magnet (C17's business)")
     judge_sizes(list(meter.platform.uplinks), plan, measure)
-    allure.attach(decoded(list(meter.platform.uplinks), ZoneInfo(plan.time.timezone)),
+    allure.attach(decoded_json(list(meter.platform.uplinks), ZoneInfo(plan.time.timezone)),
                   "every message the platform received, decoded", allure.attachment_type.JSON)
     measure.judge()
