@@ -22,7 +22,7 @@ from fixtures.checks import Recorder, power_on_until_first_report
 from rig.analysis.meter_log import transcript
 from rig.bench import Bench
 from rig.maintenance import MaintenanceDriver, MaintenanceRefused
-from rig.meter_session import MeterSession
+from rig.meter_session import MeterSession, reports_of
 from rig.monitor import MCU, MODULE
 from rig.platform.images import Image, bad_image, image_chunks, next_version, signed_image
 from rig.platform.server import Ticket, Uplink
@@ -31,7 +31,7 @@ from rig.profiles.plan import PlanProfile
 
 AFTER_REPORT_S = 3600.0  # images are queued while the meter sleeps, after its report's exchange
 NEXT_REPORT_WITHIN_S = 2 * 86400.0
-ANSWER_WITHIN_S = 3600.0  # from the carrying report to the last chunk's answer
+DELIVERY_WITHIN_S = 10 * 86400.0  # queued images answered (a meter may take a few chunks a day)
 FOTA_BOOT_WITHIN_S = 600.0  # the module reboots into its new image after the answer
 CGMR_WITHIN_S = 600.0  # the MCU reads the module's version after the reboot, else the rig asks it to
 MCU_IMAGE_BYTES = 1024
@@ -58,15 +58,12 @@ class Upgrader:
         self.measure = measure
         c4 = plan.checks.C4
         self.on_time_s = c4.n2_max_s + c4.wake_allowance_s
-        self.rows: list[str] = ["report at (bench s) | mcu_firmware | module_firmware"]
 
     def report(self) -> Uplink:
         report = self.meter.wait_for_report(NEXT_REPORT_WITHIN_S)
         if report is None:
             self.measure("next_report", "none", note=f"no report within {NEXT_REPORT_WITHIN_S:.0f} s")
             pytest.fail("the meter stopped reporting during its upgrades")
-        self.rows.append(f"{report.time_s:.1f} | {report.message['mcu_firmware']} | "
-                         f"{report.message['module_firmware']}")
         return report
 
     def send(self, label: str, image: Image) -> Sent:
@@ -75,14 +72,24 @@ class Upgrader:
         return Sent(label, image, tickets[-1])
 
     def deliver(self, sent: list[Sent]) -> Uplink:
-        """The report that carries the queued chunks, once the last chunk of each is answered."""
-        carrier = self.report()
-        self.meter.bench.clock.wait_until(lambda: all(s.last.answered_at is not None for s in sent), ANSWER_WITHIN_S)
-        return carrier
+        """Wait until the last chunk of each image is answered (a meter may take its queue over several
+        exchanges); the report whose exchange brought the last answer."""
+        since = len(self.meter.platform.uplinks)
+        self.meter.bench.clock.wait_until(lambda: all(s.last.answered_at is not None for s in sent),
+                                          DELIVERY_WITHIN_S)
+        answered_s = max((s.last.answered_at for s in sent if s.last.answered_at is not None),
+                         default=self.meter.bench.clock.now())
+        carriers = [r for r in reports_of(self.meter, since) if r.time_s <= answered_s]
+        return carriers[-1] if carriers else self.report()
 
     def judge_on_time(self, name: str, previous: Uplink, report: Uplink, period_s: float) -> None:
-        self.measure(name, round(report.time_s - previous.time_s - period_s, 1), "s", low=-self.on_time_s,
+        self.measure(name, round(report.time_s - previous.time_s - period_s, 1) + 0.0, "s", low=-self.on_time_s,
                      high=self.on_time_s, note=f"interval to the previous report minus the period ({period_s:g} s)")
+
+
+def versions_table(meter: MeterSession) -> str:
+    rows = [f"{r.time_s:.1f} | {r.message['mcu_firmware']} | {r.message['module_firmware']}" for r in reports_of(meter)]
+    return "\n".join(["report at (bench s) | mcu_firmware | module_firmware", *rows])
 
 
 def status(sent: Sent) -> str:
@@ -137,7 +144,8 @@ def fota(up: Upgrader, driver: MaintenanceDriver, old_module: str, measure: Reco
     measure("fota_accepted", int(status(sent) == "ok"), "", low=1, note=f"{image.describe()}: {status(sent)}")
     banner = monitor.wait_for(f"^{FOTA_CAUSE}$", FOTA_BOOT_WITHIN_S, sender=MODULE, mark=mark)
     measure("fota_boot_cause", int(banner is not None), "", low=1,
-            note=f"{FOTA_CAUSE} at {banner.time_s:.1f} s" if banner else f"no {FOTA_CAUSE} on the monitor")
+            note=f"{FOTA_CAUSE} {banner.time_s - sent.last.answered_at:.1f} s after the image's answer"
+            if banner and sent.last.answered_at is not None else f"no {FOTA_CAUSE} on the monitor")
     start = banner.index if banner is not None else mark
     cgmr = monitor.wait_for(r"^AT\+CGMR$", CGMR_WITHIN_S, sender=MCU, mark=start)
     asked_by = "the MCU"
@@ -199,7 +207,6 @@ def test_c14_signed_images_are_applied_over_the_air_and_near_end_and_bad_ones_re
     c14 = plan.checks.C14
     up = Upgrader(meter, device_profile, plan, measure)
     first = power_on_until_first_report(meter, measure, "its versions could not be read from a report")
-    up.rows.append(f"{first.time_s:.1f} | {first.message['mcu_firmware']} | {first.message['module_firmware']}")
     old_mcu, old_module = first.message["mcu_firmware"], first.message["module_firmware"]
     measure("mcu_version_before", old_mcu, note="first report")
     measure("module_version_before", old_module, note="first report")
@@ -220,6 +227,6 @@ def test_c14_signed_images_are_applied_over_the_air_and_near_end_and_bad_ones_re
         if c14.near_end:
             near_end(up, driver, running_mcu, list(c14.bad_images), period_s, measure)
     finally:
-        allure.attach("\n".join(up.rows), "versions in the reports", allure.attachment_type.TEXT)
+        allure.attach(versions_table(meter), "versions in the reports", allure.attachment_type.TEXT)
         allure.attach(transcript(driver), "maintenance transcript", allure.attachment_type.TEXT)
     measure.judge()

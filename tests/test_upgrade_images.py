@@ -10,10 +10,10 @@ from pydantic import SecretStr
 
 from rig.codec import load_codec
 from rig.platform.images import (
-    CHUNK_DATA_BYTES,
     TRUNCATED_BYTES,
     Image,
     bad_image,
+    chunk_bytes_max,
     image_bytes,
     image_chunks,
     next_version,
@@ -50,9 +50,9 @@ def test_bad_variants_of_a_signed_image_never_verify() -> None:
 
 
 def test_chunks_cover_the_image_in_order_with_the_signature_in_the_last_one() -> None:
-    image = signed_image("module", "V150R100C10B200SP2", 2 * CHUNK_DATA_BYTES + 17, KEY)
-    chunks = image_chunks(image)
-    assert [c["offset"] for c in chunks] == [0, CHUNK_DATA_BYTES, 2 * CHUNK_DATA_BYTES]
+    image = signed_image("module", "V150R100C10B200SP2", 2 * 200 + 17, KEY)
+    chunks = image_chunks(image, chunk_bytes=200)
+    assert [c["offset"] for c in chunks] == [0, 200, 400]
     assert b"".join(c["data"] for c in chunks) == image.data
     assert all(c["total"] == len(image.data) and c["target"] == "module" for c in chunks)
     assert [("signature" in c) for c in chunks] == [False, False, True]
@@ -60,10 +60,13 @@ def test_chunks_cover_the_image_in_order_with_the_signature_in_the_last_one() ->
     assert all("signature" not in c for c in image_chunks(bad_image("unsigned", image)))
 
 
-def test_every_chunk_encodes_as_a_reference_downlink_within_512_bytes() -> None:
+@pytest.mark.parametrize("version", ["1", "RWM1-2.3.1", "V150R100C10B200SP999"])
+def test_full_chunks_signed_or_not_encode_as_reference_downlinks_within_512_bytes(version: str) -> None:
     codec = load_codec("reference")
-    image = signed_image("mcu", "RWM1-2.3.1", 1040, KEY)
-    for chunk in image_chunks(image):
+    image = signed_image("mcu", version, 3 * chunk_bytes_max(version), KEY)
+    chunks = image_chunks(image) + image_chunks(bad_image("unsigned", image))
+    assert len(chunks) == 6 and all(len(c["data"]) == chunk_bytes_max(version) for c in chunks)
+    for chunk in chunks:
         encoded = codec.encode_downlink({**chunk, "command_id": 1})
         assert len(encoded) <= 512
         assert codec.decode_downlink(encoded)["data"] == chunk["data"]

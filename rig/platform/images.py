@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import SecretStr
 
 BadImage = Literal["unsigned", "wrong_signature", "truncated"]
-CHUNK_DATA_BYTES = 200  # image bytes per downlink: under the codec's limit (463 - len(version) in a signed chunk)
+SIGNED_CHUNK_LIMIT = 463  # image bytes in a signed chunk, less the version's length (the 512-byte message limit)
 TRUNCATED_BYTES = 16  # cut from the end of a truncated image
 VERSION_MAX_CHARS = 20  # the codec's and the maintenance protocol's limit
 _LAST_NUMBER = re.compile(r"(\d+)(\D*)$")
@@ -72,8 +72,14 @@ def bad_image(kind: BadImage, image: Image) -> Image:
     raise ValueError(f"unknown bad image {kind!r}")
 
 
-def image_chunks(image: Image, chunk_bytes: int = CHUNK_DATA_BYTES) -> list[dict]:
-    """The image as `image_chunk` downlinks in order, the signature (if any) in the last one."""
+def chunk_bytes_max(version: str) -> int:
+    """Image bytes per `image_chunk` that fit any chunk of this version, signed or not."""
+    return SIGNED_CHUNK_LIMIT - len(version.encode())
+
+
+def image_chunks(image: Image, chunk_bytes: int | None = None) -> list[dict]:
+    """The image as `image_chunk` downlinks in order (as few as fit), the signature (if any) in the last one."""
+    chunk_bytes = chunk_bytes or chunk_bytes_max(image.version)
     total = len(image.data)
     chunks = []
     for offset in range(0, total, chunk_bytes):
