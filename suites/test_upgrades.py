@@ -6,9 +6,10 @@ new version; an MCU image over the near-end port (near-end upgrade) is applied a
 Images are the rig's own test images, signed with the vendor's key from the device profile
 (`upgrade.signing_key`, never shown); the bad ones are variants of a signed image (rig/platform/images.py).
 The platform queues each image as `image_chunk` downlinks while the meter sleeps; they go down with its next
-report, and the last chunk's answer says applied (`ok`) or `refused`. Versions are read from the next report
-and over maintenance. "On time" is the C4 window: a report no later than the previous one plus the report
-period plus C4's n2 range and wake allowance (and no earlier than its period minus that).
+report (or the next few: a meter may take a few a day), and the last chunk's answer says applied (`ok`) or
+`refused`. Versions are read from the next report and over maintenance. "On time" is the C4 window: a report
+no later than the previous one plus the report period plus C4's n2 range and wake allowance (and no earlier
+than the period minus that).
 """
 
 from __future__ import annotations
