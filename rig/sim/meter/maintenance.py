@@ -203,6 +203,8 @@ class MaintenancePort:
         if len(args) != 1 or not args[0].isdigit():
             raise Refused(400, "expected SET NUMBER <n>, n a whole number >= 0")
         self.meter.meter_number = int(args[0])
+        if not self.meter.replan.triggered:  # the next report time follows the new number (the protocol's promise)
+            self.meter.replan.succeed()
         self.meter.record("meter", "number", args[0])
         return ["OK"]
 
