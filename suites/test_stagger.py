@@ -86,12 +86,18 @@ def marked_excerpt(lines: list[MonitorLine], event: MonitorLine, origin_s: float
     return "\n".join(rows)
 
 
-def own_number(meter: MeterSession, first: Uplink) -> tuple[int | None, str]:
-    """The meter's number and where it came from: the near-end port, else its own report."""
+def own_number(meter: MeterSession, first: Uplink, measure: Recorder) -> int:
+    """The meter's number, recorded with where it came from: the near-end port, else its own report; without
+    either the check is inconclusive (the window depends on the number)."""
     if meter.device.parts.maintenance:
-        return meter.maintenance.meter_number(), "over the near-end port"
-    number = first.message.get("meter_number")
-    return (int(number), "from its report") if number is not None else (None, "")
+        number, source = meter.maintenance.meter_number(), "over the near-end port"
+    else:
+        number, source = first.message.get("meter_number"), "from its report"
+    if number is None:
+        measure("own_meter_number", "unknown", note="no near-end port, and the report carries no number")
+        pytest.skip("inconclusive: the meter's number is unknown, so its stagger window is too")
+    measure("own_meter_number", int(number), "", note=source)
+    return int(number)
 
 
 @dataclass
@@ -146,8 +152,8 @@ class DayJudge:
         self.measure(f"{name}_offset_s", round(sample.offset_s, 1), "s", **limits,
                      note=f"{what}: first attempt {clock_text(seen.attempt.time_s, self.zone)}, window "
                           f"{hms(low)} .. {hms(high)} after T1")
-        closing_s = deadline_s(sample.day, t1, self.c4.deadline, self.zone)
         if self.judged:
+            closing_s = deadline_s(sample.day, t1, self.c4.deadline, self.zone)
             received = (f"received {clock_text(seen.report.time_s, self.zone)}" if seen.report is not None
                         else "never received")
             margin_s = closing_s - seen.report.time_s if seen.report is not None else float("nan")
@@ -185,11 +191,7 @@ def offsets_by_number(meter: MeterSession, first: Uplink, judge: DayJudge, plan:
     numbers the near-end port can set, judged on the first day that starts after it was set; the own number
     is set back at the end."""
     c4, zone = plan.checks.C4, judge.zone
-    own, source = own_number(meter, first)
-    if own is None:
-        judge.measure("own_meter_number", "unknown", note="no near-end port, and the report carries no number")
-        pytest.skip("inconclusive: the meter's number is unknown, so its stagger window is too")
-    judge.measure("own_meter_number", own, "", note=source)
+    own = own_number(meter, first, judge.measure)
     judge("own", own, watch_day(meter, local_day(first.time_s, zone) + timedelta(days=1), zone), c4.t1, c4.t3_s)
     if not meter.device.parts.maintenance:
         judge.measure("test_numbers", "not settable", note="the device has no near-end port")
@@ -230,11 +232,7 @@ def test_c4_t1_and_t3_written_from_the_platform_hold_from_the_next_day(
     c4, zone, clock = plan.checks.C4, ZoneInfo(plan.time.timezone), meter.bench.clock
     first = power_on_until_first_report(meter, measure, "the effect of new T1 and T3 could not be measured")
     confirm_coverage(measure, coverage, plan, first.message.get("network"))
-    number, source = own_number(meter, first)
-    if number is None:
-        measure("own_meter_number", "unknown", note="no near-end port, and the report carries no number")
-        pytest.skip("inconclusive: the meter's number is unknown, so its stagger window is too")
-    measure("own_meter_number", number, "", note=source)
+    number = own_number(meter, first, measure)
     if number % c4.modulus == 0:
         measure("t3_observable", "no", note=f"n mod {c4.modulus} = 0: the window judges T1 alone")
     judge = DayJudge(meter, measure, c4, zone, judged=True)
@@ -269,11 +267,7 @@ def test_c4_first_attach_after_a_power_cut_waits_its_stagger(
     c4, zone, clock = plan.checks.C4, ZoneInfo(plan.time.timezone), meter.bench.clock
     first = power_on_until_first_report(meter, measure, "the re-attach after a power cut could not be measured")
     confirm_coverage(measure, coverage, plan, first.message.get("network"))
-    number, source = own_number(meter, first)
-    if number is None:
-        measure("own_meter_number", "unknown", note="no near-end port, and the report carries no number")
-        pytest.skip("inconclusive: the meter's number is unknown, so its stagger window is too")
-    measure("own_meter_number", number, "", note=source)
+    number = own_number(meter, first, measure)
     clock.sleep(SETTLE_S)
     meter.power_off()
     clock.sleep(c4.power_cut_s)
@@ -290,7 +284,7 @@ def test_c4_first_attach_after_a_power_cut_waits_its_stagger(
     if start is None:
         measure("reattach_offset_s", "none", "s", low=low, high=high,
                 note=f"{what}: no module power-on within {high + ATTACH_WATCH_S:.0f} s of the supply's return")
-        measure.judge()
+        measure.judge()  # fails on the missing offset
     offset = start.time_s - supply_on_s
     measure("reattach_offset_s", round(offset, 1), "s", low=low, high=high,
             note=f"{what}: supply on to the attach's start ({start.text} at {clock_text(start.time_s, zone)})")
@@ -304,7 +298,7 @@ def test_c4_first_attach_after_a_power_cut_waits_its_stagger(
     allure.attach(marked_excerpt(meter.monitor.lines, start, supply_on_s, zone, heading),
                   "C4 power cut: AT monitor, offsets from the supply's return marked", allure.attachment_type.TEXT)
     allure.attach(offsets_png([sample], "C4: first attach after a power cut against the window",
-                              [f"{number}\n{sample.day:%m-%d}"], origin="supply on"),
+                              [f"{number}\n{sample.day:%m-%d}"], origin="supply on", event="attach start"),
                   "C4 power cut: stagger plot", allure.attachment_type.PNG)
     measure.judge()
 

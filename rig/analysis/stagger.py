@@ -22,7 +22,6 @@ import numpy as np
 from rig.analysis.at_transcript import POWER_ON_CAUSE, Attempt, says_attached
 from rig.monitor import MCU, MODULE, MonitorLine
 
-DAY_S = 86400.0
 MINUTE_S = 60.0
 ATTACH_COMMANDS = ("AT+CFUN=1", "AT+CGATT=1")  # the MCU turning the radio on, or asking for the attach
 
@@ -182,19 +181,19 @@ class FleetProjection:
 
 
 def cells_of(numbers: np.ndarray, fleet_size: int, cells: int) -> np.ndarray:
-    """The cell of each of `fleet_size` consecutive meters (by position) in `cells` contiguous, even blocks."""
+    """The cell of each meter of a fleet numbered 0 .. fleet_size - 1 in `cells` even, contiguous blocks."""
     return np.asarray(numbers, dtype=np.int64) * cells // fleet_size
 
 
-def project_fleet(rule: MeasuredRule, fleet_size: int, cells: int, first_number: int = 0) -> FleetProjection:
-    """Meters `first_number` .. + fleet_size - 1, spread evenly over `cells`, reporting by `rule`."""
-    position = np.arange(fleet_size, dtype=np.int64)
-    offsets = rule.offsets_s(position + first_number)
+def project_fleet(rule: MeasuredRule, fleet_size: int, cells: int) -> FleetProjection:
+    """Meters numbered 0 .. fleet_size - 1, spread evenly over `cells`, each reporting by `rule`."""
+    numbers = np.arange(fleet_size, dtype=np.int64)
+    offsets = np.round(rule.offsets_s(numbers), 3)  # to the ms: a fit's float noise moves no one across a minute
     minutes = np.floor(offsets / MINUTE_S).astype(np.int64)
     first = int(minutes.min())
     span = int(minutes.max()) - first + 1
     # count only the (cell, minute) pairs that occur: memory stays with the fleet however long the spread
-    occupied, counts = np.unique(cells_of(position, fleet_size, cells) * span + (minutes - first), return_counts=True)
+    occupied, counts = np.unique(cells_of(numbers, fleet_size, cells) * span + (minutes - first), return_counts=True)
     busiest = np.zeros(span, dtype=np.int64)
     np.maximum.at(busiest, occupied % span, counts)
     return FleetProjection(fleet_size, cells, first, busiest, float(offsets.min()), float(offsets.max()))

@@ -26,8 +26,9 @@ def _png(figure: plt.Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _draw_offsets(axes: plt.Axes, samples: Sequence[OffsetSample], labels: Sequence[str], origin: str) -> None:
-    """Minutes from `origin` against meter number: the window as a bar, the first attempt as a diamond."""
+def _draw_offsets(axes: plt.Axes, samples: Sequence[OffsetSample], labels: Sequence[str], origin: str,
+                  event: str) -> None:
+    """Minutes from `origin` against meter number: the window as a bar, the event as a diamond."""
     positions = np.arange(len(samples))
     lows = np.array([s.low_s for s in samples]) / MINUTE_S
     highs = np.array([s.high_s for s in samples]) / MINUTE_S
@@ -35,7 +36,7 @@ def _draw_offsets(axes: plt.Axes, samples: Sequence[OffsetSample], labels: Seque
              label="window")
     colours = [INSIDE if s.inside else OUTSIDE for s in samples]
     axes.scatter(positions, [s.offset_s / MINUTE_S for s in samples], color=colours, zorder=3, marker="D",
-                 label="first attempt")
+                 label=event)
     axes.set_xticks(positions, labels, fontsize=8)
     axes.set_xlabel("meter number")
     axes.set_ylabel(f"minutes from {origin}")
@@ -57,12 +58,12 @@ def _draw_within_window(axes: plt.Axes, samples: Sequence[OffsetSample], labels:
 
 
 def offsets_png(samples: Sequence[OffsetSample], title: str, labels: Sequence[str] | None = None,
-                origin: str = "T1") -> bytes:
+                origin: str = "T1", event: str = "first attempt") -> bytes:
     """Each sample's minute from `origin` against meter number over its window, and the same within the window
     (green inside, red outside)."""
     figure, (minutes, within) = plt.subplots(1, 2, figsize=(12, 4), dpi=100)
     names = labels or [f"{s.number}\n{s.day:%m-%d}" for s in samples]
-    _draw_offsets(minutes, samples, names, origin)
+    _draw_offsets(minutes, samples, names, origin, event)
     _draw_within_window(within, samples, names)
     figure.suptitle(title)
     return _png(figure)
@@ -73,7 +74,7 @@ def fleet_png(projection: FleetProjection, rule: MeasuredRule, samples: Sequence
     """Left: the measured minutes and the fitted rule's; right: the busiest cell's first attempts per minute
     with the plan's limit and the deadline."""
     figure, (measured, fleet) = plt.subplots(1, 2, figsize=(12, 4), dpi=100, gridspec_kw={"width_ratios": [1, 2]})
-    _draw_offsets(measured, samples, [str(s.number) for s in samples], "T1")
+    _draw_offsets(measured, samples, [str(s.number) for s in samples], "T1", "first attempt")
     fitted = rule.offsets_s(np.array([s.number for s in samples])) / MINUTE_S
     measured.scatter(np.arange(len(samples)), fitted, marker="x", color="black", zorder=4, label="fitted rule")
     measured.legend(loc="upper left", fontsize=8)
