@@ -114,21 +114,19 @@ def upload_logs(meter: MeterSession, device: DeviceProfile, days: int, measure: 
     return parse_log_text(upload.text), ticket.answered_at
 
 
-def judge_events(entries: list[LogEntry], events: list[KnownEvent], clock_map: ClockMap, measure: Recorder) -> None:
+def judge_events(entries: list[LogEntry], reports: list[KnownEvent], events: list[KnownEvent], clock_map: ClockMap,
+                 measure: Recorder) -> None:
+    """Every report the platform received, and each other known event, has its entry in the log."""
     rows = ["event | bench s | meter s | entries found"]
-    reports = [event for event in events if event.name.startswith("report")]
-    found_reports = 0
-    for event in events:
-        found = find(entries, event, clock_map)
-        found_reports += bool(found) and event in reports
+    found = {event: find(entries, event, clock_map) for event in [*reports, *events]}
+    for event, matched in found.items():
         rows.append(f"{event.name} | {event.bench_s:.0f} | {clock_map.meter_time(event.bench_s):.0f} | "
-                    + ("; ".join(entry_line(e) for e in found) or "NONE"))
-        if event not in reports:
-            measure(f"{event.name}_logged", int(bool(found)), "", low=1,
-                    note=f"{event.module} entry within {LOG_MATCH_S:g} s before to {event.after_s:g} s after")
-    measure("reports_logged", found_reports, "", low=len(reports),
-            note=f"of {len(reports)} reports at the platform, each with a {reports[0].module if reports else ''} "
-                 f"entry within {LOG_MATCH_S:g} s")
+                    + ("; ".join(entry_line(e) for e in matched) or "NONE"))
+    measure("reports_logged", sum(bool(found[report]) for report in reports), "", low=len(reports),
+            note=f"of {len(reports)} reports at the platform, each with an entry within {LOG_MATCH_S:g} s")
+    for event in events:
+        measure(f"{event.name}_logged", int(bool(found[event])), "", low=1,
+                note=f"{event.module} entry within {LOG_MATCH_S:g} s before to {event.after_s:g} s after")
     allure.attach("\n".join(rows), "known events in the downloaded log", allure.attachment_type.TEXT)
 
 
@@ -178,7 +176,7 @@ def test_c13_the_meter_keeps_30_days_of_logs_per_module_and_upload_and_download_
 
     reports = [KnownEvent(f"report_{index}", uplink.time_s, logs.communication_module)
                for index, uplink in enumerate(reports_of(meter)) if uplink.time_s < requested_s and uplink is not retry]
-    judge_events(download, [*reports, *events], clock_map, measure)
+    judge_events(download, reports, events, clock_map, measure)
     measure("first_report_to_download_days", round((clock.now() - first.time_s) / DAY_S, 2), "d",
             note="the oldest known event's age")
 
