@@ -110,8 +110,14 @@ def upload_logs(meter: MeterSession, device: DeviceProfile, days: int, measure: 
             note=f"{upload.total} chunks announced" if upload.total else "no log_chunk arrived")
     if not upload.complete:
         return None, None
-    allure.attach(upload.text, "log upload (platform)", allure.attachment_type.TEXT)
-    return parse_log_text(upload.text), ticket.answered_at
+    allure.attach(masked(upload.text, [device.maintenance.password.get_secret_value()]), "log upload (platform)",
+                  allure.attachment_type.TEXT)
+    try:
+        entries = parse_log_text(upload.text)
+    except ValueError as error:
+        measure("upload_malformed_lines", 1, "", high=0, note=str(error))
+        return None, None
+    return entries, ticket.answered_at
 
 
 def judge_events(entries: list[LogEntry], reports: list[KnownEvent], events: list[KnownEvent], clock_map: ClockMap,
