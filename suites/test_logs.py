@@ -110,12 +110,12 @@ def upload_logs(meter: MeterSession, device: DeviceProfile, days: int, measure: 
             note=f"{upload.total} chunks announced" if upload.total else "no log_chunk arrived")
     if not upload.complete:
         return None, None
-    allure.attach(masked(upload.text, [device.maintenance.password.get_secret_value()]), "log upload (platform)",
-                  allure.attachment_type.TEXT)
+    secrets = [device.maintenance.password.get_secret_value()]
+    allure.attach(masked(upload.text, secrets), "log upload (platform)", allure.attachment_type.TEXT)
     try:
         entries = parse_log_text(upload.text)
     except ValueError as error:
-        measure("upload_malformed_lines", 1, "", high=0, note=str(error))
+        measure("upload_malformed_lines", 1, "", high=0, note=masked(str(error), secrets))
         return None, None
     return entries, ticket.answered_at
 
