@@ -8,9 +8,10 @@ meter numbers are the meter's own (over the near-end port, else from its report)
 protocol can set one, the plan's test numbers, each judged on the first day that starts after it was set; the
 platform must have that report before the deadline. T1 and T3 are written from the platform (configuration
 downlinks) on a day whose report is judged on the old rule, and the day after the meter answered them is
-judged on the new one. After a supply cut of the plan's length, the start of the first attach (the module's
-power-on banner, or the MCU's `AT+CFUN=1` / `AT+CGATT=1` that follows it) is judged in the same window,
-counted from the supply's return.
+judged on the new one (under a test number with n mod modulus > 0 where the own number's would hide T3).
+After a supply cut of the plan's length, the start of the first attach (the module's power-on banner, or the
+MCU's `AT+CFUN=1` / `AT+CGATT=1` that follows it) is judged in the same window, counted from the supply's
+return.
 
 C4f measures the offsets of the plan's test numbers on its own bench, fits the rule the meter follows
 (rig/analysis/stagger.py) and projects a fleet of consecutive numbers spread in contiguous blocks over the
@@ -48,13 +49,13 @@ from rig.coverage import CoverageSetting
 from rig.maintenance import MaintenanceRefused
 from rig.meter_session import MeterSession
 from rig.monitor import MCU, MODULE, MonitorLine
-from rig.platform.server import Uplink
+from rig.platform.server import Ticket, Uplink
 from rig.profiles.plan import C4Stagger, PlanProfile, seconds_of_day
 from rig.report.stagger_plots import fleet_png, offsets_png
 
 REPORT_KINDS = ("basic_report", "enhanced_report")
 ANSWER_WITHIN_S = 2 * 86400.0  # configuration writes ride on the next report's exchange
-SETTLE_S = 600.0  # after a report, before the supply is cut: the meter is asleep again
+SETTLE_S = 600.0  # after a report, before a test number is set or the supply cut: the meter is asleep again
 ATTACH_WATCH_S = 900.0  # watched beyond the window's end for the module to say it is attached
 EXCERPT_BEFORE, EXCERPT_AFTER = 3, 8  # monitor lines around a marked event
 EXCERPT_CHARS = 100
@@ -176,37 +177,85 @@ class DayJudge:
                           f"{title}: stagger plot", allure.attachment_type.PNG)
 
 
-def set_test_number(meter: MeterSession, measure: Recorder, number: int) -> bool:
-    """Sets a test meter number over the near-end port; False (recorded) when the protocol cannot."""
-    try:
-        meter.maintenance.set_meter_number(number)
-    except (MaintenanceRefused, NotImplementedError) as refusal:
-        measure("test_numbers", "not settable", note=f"SET NUMBER {number}: {refusal}")
-        return False
-    return True
+class MeterNumbers:
+    """Test meter numbers set over the near-end port (where its protocol can); on leaving, the meter's own
+    number is set back if any was set."""
+
+    def __init__(self, meter: MeterSession, measure: Recorder, own: int):
+        self.meter = meter
+        self.measure = measure
+        self.own = own
+        self.changed = False
+
+    def set(self, number: int) -> bool:
+        """Sets `number` once the last exchange is over; False (recorded) when the device has no near-end
+        port or its protocol refuses."""
+        if not self.meter.device.parts.maintenance:
+            self.measure("test_numbers", "not settable", note="the device has no near-end port")
+            return False
+        self.meter.bench.clock.sleep(SETTLE_S)
+        try:
+            self.meter.maintenance.set_meter_number(number)
+        except (MaintenanceRefused, NotImplementedError) as refusal:
+            self.measure("test_numbers", "not settable", note=f"SET NUMBER {number}: {refusal}")
+            return False
+        self.changed = True
+        return True
+
+    def __enter__(self) -> MeterNumbers:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.changed:
+            self.meter.maintenance.set_meter_number(self.own)
 
 
 def offsets_by_number(meter: MeterSession, first: Uplink, judge: DayJudge, plan: PlanProfile) -> None:
     """The meter's own number on the first whole day after its first report, then each of the plan's test
-    numbers the near-end port can set, judged on the first day that starts after it was set; the own number
-    is set back at the end."""
+    numbers the near-end port can set, judged on the first day that starts after it was set."""
     c4, zone = plan.checks.C4, judge.zone
     own = own_number(meter, first, judge.measure)
     judge("own", own, watch_day(meter, local_day(first.time_s, zone) + timedelta(days=1), zone), c4.t1, c4.t3_s)
-    if not meter.device.parts.maintenance:
-        judge.measure("test_numbers", "not settable", note="the device has no near-end port")
-        return
-    changed = False
-    try:
+    with MeterNumbers(meter, judge.measure, own) as numbers:
         for number in [n for n in c4.meter_numbers if n != own]:
-            if not set_test_number(meter, judge.measure, number):
+            if not numbers.set(number):
                 return
-            changed = True
             day = local_day(meter.bench.clock.now(), zone) + timedelta(days=1)
             judge(f"n{number}", number, watch_day(meter, day, zone), c4.t1, c4.t3_s)
-    finally:
-        if changed:
-            meter.maintenance.set_meter_number(own)
+
+
+def number_showing_t3(numbers: MeterNumbers, c4: C4Stagger) -> int:
+    """A number whose window moves with T3: the meter's own, else (n mod modulus = 0) the plan's test number
+    with the largest n mod modulus, where it can be set; else the own number, and T3 is recorded as unseen."""
+    if numbers.own % c4.modulus:
+        return numbers.own
+    showing = max(c4.meter_numbers, key=lambda n: n % c4.modulus)
+    if showing % c4.modulus and numbers.set(showing):
+        numbers.measure("test_number", showing, "", note=f"the own n mod {c4.modulus} = 0 would hide T3")
+        return showing
+    numbers.measure("t3_observable", "no", note=f"n mod {c4.modulus} = 0: the window judges T1 alone")
+    return numbers.own
+
+
+def queue_t1_t3_writes(meter: MeterSession, c4: C4Stagger) -> dict[str, tuple[object, Ticket]]:
+    """The plan's changed T1 and T3 queued on the platform as configuration writes: {key: (value, ticket)}."""
+    t3 = c4.changed_t3_s
+    values = {"report_t1": f"{c4.changed_t1:%H:%M}", "report_t3_s": int(t3) if float(t3).is_integer() else t3}
+    return {key: (value, meter.platform.queue_downlink(meter.device.identity.imei,
+                                                       {"type": "config_write", "key": key, "value": value}))
+            for key, value in values.items()}
+
+
+def record_answers(measure: Recorder, writes: dict[str, tuple[object, Ticket]]) -> float | None:
+    """Records each write's answer and that all were answered; the last answer's time, None if one is missing."""
+    for key, (value, ticket) in writes.items():
+        status = ticket.answer["status"] if ticket.answer else "no answer"
+        waited = f" {ticket.answered_at - ticket.queued_at:.0f} s after queueing" if ticket.answered_at else ""
+        measure(f"write_{key}", status, note=f"{key} = {value}{waited}")
+    answered = [ticket.answered_at for _, ticket in writes.values() if ticket.answered_at is not None]
+    measure("writes_answered", len(answered), "", low=len(writes),
+            note=f"configuration downlinks answered within {ANSWER_WITHIN_S:.0f} s")
+    return max(answered) if len(answered) == len(writes) else None
 
 
 # ---- C4 ------------------------------------------------------------------------------------------------
@@ -232,30 +281,19 @@ def test_c4_t1_and_t3_written_from_the_platform_hold_from_the_next_day(
     c4, zone, clock = plan.checks.C4, ZoneInfo(plan.time.timezone), meter.bench.clock
     first = power_on_until_first_report(meter, measure, "the effect of new T1 and T3 could not be measured")
     confirm_coverage(measure, coverage, plan, first.message.get("network"))
-    number = own_number(meter, first, measure)
-    if number % c4.modulus == 0:
-        measure("t3_observable", "no", note=f"n mod {c4.modulus} = 0: the window judges T1 alone")
     judge = DayJudge(meter, measure, c4, zone, judged=True)
-    before_day = local_day(first.time_s, zone) + timedelta(days=1)
-    clock.sleep(max(local_midnight_s(before_day, zone) - clock.now(), 0.0))
-    t3 = c4.changed_t3_s
-    writes = {"report_t1": f"{c4.changed_t1:%H:%M}", "report_t3_s": int(t3) if float(t3).is_integer() else t3}
-    tickets = {key: meter.platform.queue_downlink(meter.device.identity.imei,
-                                                  {"type": "config_write", "key": key, "value": value})
-               for key, value in writes.items()}
-    judge("before", number, watch_day(meter, before_day, zone), c4.t1, c4.t3_s, f" T1 {c4.t1:%H:%M}, T3 {c4.t3_s:g} s")
-    clock.wait_until(lambda: all(t.answered_at is not None for t in tickets.values()), ANSWER_WITHIN_S)
-    for key, ticket in tickets.items():
-        answer = ticket.answer["status"] if ticket.answer else "no answer"
-        waited = f"{ticket.answered_at - ticket.queued_at:.0f} s after queueing" if ticket.answered_at else ""
-        measure(f"write_{key}", answer, note=f"{key} = {writes[key]} {waited}".strip())
-    answered = [t.answered_at for t in tickets.values() if t.answered_at is not None]
-    measure("writes_answered", len(answered), "", low=len(tickets),
-            note=f"configuration downlinks answered within {ANSWER_WITHIN_S:.0f} s")
-    if len(answered) == len(tickets):
-        after_day = local_day(max(answered), zone) + timedelta(days=1)
-        judge("after", number, watch_day(meter, after_day, zone), c4.changed_t1, c4.changed_t3_s,
-              f" T1 {c4.changed_t1:%H:%M}, T3 {c4.changed_t3_s:g} s")
+    with MeterNumbers(meter, measure, own_number(meter, first, measure)) as numbers:
+        number = number_showing_t3(numbers, c4)
+        before_day = local_day(clock.now(), zone) + timedelta(days=1)
+        clock.sleep(max(local_midnight_s(before_day, zone) - clock.now(), 0.0))
+        writes = queue_t1_t3_writes(meter, c4)
+        judge("before", number, watch_day(meter, before_day, zone), c4.t1, c4.t3_s,
+              f" T1 {c4.t1:%H:%M}, T3 {c4.t3_s:g} s")
+        clock.wait_until(lambda: all(t.answered_at is not None for _, t in writes.values()), ANSWER_WITHIN_S)
+        answered_s = record_answers(measure, writes)
+        if answered_s is not None:
+            judge("after", number, watch_day(meter, local_day(answered_s, zone) + timedelta(days=1), zone),
+                  c4.changed_t1, c4.changed_t3_s, f" T1 {c4.changed_t1:%H:%M}, T3 {c4.changed_t3_s:g} s")
     judge.attach("C4 T1/T3 from the platform")
     measure.judge()
 
