@@ -436,7 +436,19 @@ class MeterFirmware:
             yield from follow_up()
         if self.sim.module_sleep == "power_off" and self.module.modem.powered:
             yield from self.at.wait_urc(lambda line: line == "+CSCON:0", 30.0)
+            yield from self._answer_stragglers()
             yield from self._cut_module_power_cleanly()
+
+    def _answer_stragglers(self) -> Generator[simpy.Event, None, None]:
+        """Before the module goes off: downlinks that come late (a retransmission) are answered, as long as
+        one more arrives within the wait for a first downlink (no longer: the meter is not meant to idle)."""
+        while True:
+            if self._late_downlinks:
+                yield from self._late_downlink(self._late_downlinks[0])
+                continue
+            line = yield from self.at.wait_urc(lambda text: text.startswith("+NNMI:"), DOWNLINK_FIRST_WAIT_S)
+            if line is None:
+                return
 
     # ---- one exchange with the platform --------------------------------------------------------
     def _send(self, message: dict, mode: int) -> Generator[simpy.Event, None, str]:
