@@ -24,6 +24,14 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from rig.analysis.downlinks import (
+    longest_pulse_s,
+    point_read_judged,
+    report_skews_s,
+    required_valve_outcome,
+    status_of,
+    sync_residual_s,
+)
 from rig.bench import Bench
 from rig.meter_session import MeterSession
 from rig.monitor import AtMonitor
@@ -41,6 +49,7 @@ LOCAL = ZoneInfo("Asia/Shanghai")
 DAY = 86400.0
 FLOW_L_PER_H = 6.0  # the reference meter's steady flow
 ANSWER_WINDOW_S = 24 * 3600.0  # C18/C19 seed: answered within 24 h
+MOTOR_ABOVE_A = 0.13  # C20: the valve motor's ~150 mA on top of the module (connected ~53 mA; TX bursts are short)
 ALARM_LATENCY_S = 300.0  # C17: magnetic and separation alarms up within 5 min
 SKEW_LIMIT_S = 5.0  # C6
 WAKE_ALLOWANCE_S = 30.0  # C4: the report lands in [T, T + 60 s + wake allowance]
@@ -144,12 +153,6 @@ def powered_meter(device: Path, ch1: float = 5.0, ch2: float = 95.0, ch4: float 
 # ---- C18 point read ---------------------------------------------------------------------------------
 
 
-def point_read_judged(ticket: Ticket) -> bool:
-    """C18: answered within 24 h of queueing with a reading."""
-    return (ticket.answered_at is not None and ticket.answered_at - ticket.queued_at <= ANSWER_WINDOW_S
-            and ticket.answer is not None and ticket.answer["status"] == "ok" and "value" in ticket.answer)
-
-
 @pytest.mark.parametrize("device, passes", [(REFERENCE, True), (defect("c18-ignores-point-reads"), False)],
                          ids=["reference", "c18-ignores-point-reads"])
 def test_c18_point_read_queued_while_asleep_is_answered_at_the_next_wake(device: Path, passes: bool) -> None:
@@ -159,7 +162,7 @@ def test_c18_point_read_queued_while_asleep_is_answered_at_the_next_wake(device:
         assert ticket.sent_at is None
         report = meter.next_report()
         meter.wait_answered(ticket, DAY)
-        assert point_read_judged(ticket) is passes, ticket.answer
+        assert point_read_judged(ticket, ANSWER_WINDOW_S) is passes, ticket.answer
         if not passes:
             return
         assert ticket.sent_at is not None and ticket.sent_at >= report.time_s  # went out after the wake's uplink
@@ -234,15 +237,6 @@ def test_c19_configuration_written_is_applied_and_queried(device: Path, applied:
 # ---- C20 valve ----------------------------------------------------------------------------------------
 
 
-def longest_pulse_s(mean_a: np.ndarray, period_s: float, above_a: float = 0.13) -> float:
-    """The longest run of logging periods above `above_a` (connected ~53 mA; TX bursts are short)."""
-    longest = run = 0
-    for high in mean_a > above_a:
-        run = run + 1 if high else 0
-        longest = max(longest, run)
-    return longest * period_s
-
-
 def valve_action(meter: Meter, action: str) -> tuple[Ticket, float, Uplink]:
     """Queue the action while asleep, log the supply around the next wake; the ticket, motor pulse, next report."""
     last = meter.reports()[-1]
@@ -252,7 +246,7 @@ def valve_action(meter: Meter, action: str) -> tuple[Ticket, float, Uplink]:
     period_s = 0.1
     mean = np.concatenate([chunk.mean_a for chunk in meter.bench.supply.data_log(period_s, 150.0)])
     meter.wait_answered(ticket, DAY)
-    return ticket, longest_pulse_s(mean, period_s), meter.next_report()
+    return ticket, longest_pulse_s(mean, period_s, MOTOR_ABOVE_A), meter.next_report()
 
 
 @pytest.mark.parametrize(
@@ -280,7 +274,7 @@ def test_c20_valve_open_close_where_allowed(tmp_path: Path, variant: str, closes
         assert after_open.message["valve"] == "open"
         assert 2.5 <= pulse_s <= 3.6, pulse_s
     # C20's judgement: executed where the profile allows closing, refused where it does not
-    judged = close.answer["status"] == ("ok" if meter.profile.valve.close_allowed else "refused")
+    judged = status_of(close) == required_valve_outcome("close", meter.profile.valve.close_allowed)[0]
     assert judged is (variant != "c20-closes-when-forbidden")
 
 
@@ -289,22 +283,16 @@ def test_c20_valve_open_close_where_allowed(tmp_path: Path, variant: str, closes
 
 def report_skews(meter: Meter) -> list[float]:
     """Each report's own clock (time_s) minus the platform's reception time."""
-    return [r.message["time_s"] - r.time_s for r in meter.reports()]
+    return report_skews_s(meter.reports())
 
 
 def sync_residuals(meter: Meter) -> list[float]:
-    """After each report's time sync: the meter's clock in its response, outside [sync sent, response received].
-
-    The response is built after the sync was applied and before it reached the platform, so a meter that
-    follows the platform shows a time between the two (1 s allowed for whole seconds).
-    """
-    residuals = []
+    """After each report's time sync: the meter's clock in its response, outside [sync sent, response received]."""
     syncs = [t for t in meter.platform.tickets if t.message["type"] == "time_sync" and t.answered_at is not None]
+    residuals = []
     for sync in syncs:
         response = next(u for u in meter.uplinks("response") if u.time_s == sync.answered_at)
-        shown = response.message["time_s"]
-        low, high = sync.sent_at - 1.0, response.time_s + 1.0
-        residuals.append(0.0 if low <= shown <= high else min(abs(shown - low), abs(shown - high)))
+        residuals.append(sync_residual_s(sync.sent_at, response.time_s, response.message["time_s"]))
     return residuals
 
 
