@@ -39,6 +39,7 @@ from rig.analysis.downlinks import (
     answer_delay_s,
     config_mismatches,
     configuration_commands,
+    delivery_order,
     first_after,
     fleet_size,
     fraction_within,
@@ -222,14 +223,15 @@ def test_c19_configuration_of_a_batch_is_answered_in_time_and_applied(
                 low=limit.fraction_min, note=f"of {len(delays)} commands")
     refused = [t for t in tickets if status_of(t) not in ("ok", "unanswered")]
     measure("not_executed", len(refused), "", high=0, note="answered with another status than ok")
-    queried = query_mismatches(tickets, baseline)
+    deliveries, order = delivery_order(meter.monitor.lines if meter.monitor else None, meter.codec, tickets)
+    queried = query_mismatches(deliveries, baseline)
     measure("queries_not_showing_the_last_write", len(queried), "", high=0,
-            note=f"of {sum(t.message['type'] == 'config_query' for t in tickets)} queries")
+            note=f"of {sum(t.message['type'] == 'config_query' for t in tickets)} queries, writes {order}")
     reports = reports_of(meter, first_uplink)
-    in_reports = report_mismatches(reports, tickets, baseline, VISIBLE_KEY)
+    in_reports = report_mismatches(reports, deliveries, baseline, VISIBLE_KEY)
     measure(f"reports_with_another_{VISIBLE_KEY}", len(in_reports), "", high=0,
             note=f"of {len(reports)} reports: the value written before each")
-    at_end = config_mismatches(tickets, baseline, final, "near-end port at the end")
+    at_end = config_mismatches(deliveries, baseline, final, "near-end port at the end")
     measure("settings_not_as_last_written", len(at_end), "", high=0, note="GET CONFIG over the near-end port")
 
     allure.attach(tickets_csv(tickets), "configuration commands and answers", allure.attachment_type.CSV)

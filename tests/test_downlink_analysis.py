@@ -11,10 +11,14 @@ import pytest
 
 from rig.analysis.downlinks import (
     DAY_S,
+    Delivery,
     answer_delay_s,
     clock_residual_s,
     config_mismatches,
     configuration_commands,
+    delivered_in_queue_order,
+    delivered_on_monitor,
+    delivery_order,
     first_after,
     fleet_size,
     fraction_within,
@@ -29,6 +33,10 @@ from rig.analysis.downlinks import (
     wake_uplink,
     write_times_s,
 )
+from rig.codec import load_codec
+from rig.monitor import MCU, MODULE, MonitorLine
+
+CODEC = load_codec("reference")
 
 
 @dataclass
@@ -54,6 +62,16 @@ def write(command_id: int, key: str, value: object, answered_at: float | None = 
 def query(command_id: int, key: str, shown: object, answered_at: float = 10.0) -> FakeTicket:
     message = {"type": "config_query", "key": key, "command_id": command_id}
     return FakeTicket(message, 0.0, answered_at, {"command_id": command_id, "status": "ok", "value": {key: shown}})
+
+
+def in_order(*tickets: FakeTicket) -> list[Delivery]:
+    """Deliveries one second apart, in the order given."""
+    return [Delivery(float(index), ticket) for index, ticket in enumerate(tickets)]
+
+
+def nnmi(time_s: float, index: int, message: dict) -> MonitorLine:
+    payload = CODEC.encode_downlink(message)
+    return MonitorLine(index, time_s, MODULE, f"+NNMI:{len(payload)},{payload.hex().upper()}")
 
 
 def report(received_s: float, **fields: object) -> FakeUplink:
@@ -144,26 +162,50 @@ def test_a_query_must_show_the_last_executed_write_before_it() -> None:
     baseline = {"a": 1, "b": 7}
     tickets = [query(1, "a", 1), write(2, "a", 5), query(3, "a", 5), write(4, "a", 9, status="refused"),
                query(5, "a", 5), query(6, "b", 7)]
-    assert query_mismatches(tickets, baseline) == []
+    assert query_mismatches(in_order(*tickets), baseline) == []
     not_applied = [query(1, "a", 1), write(2, "a", 5), query(3, "a", 1)]  # the c19 defect: acknowledged only
-    [found] = query_mismatches(not_applied, baseline)
+    [found] = query_mismatches(in_order(*not_applied), baseline)
     assert (found.key, found.expected, found.shown) == ("a", 5, 1)
 
 
+def test_a_write_sent_again_counts_where_it_landed_and_a_query_at_its_first_delivery() -> None:
+    first, second, asked = write(1, "a", 5), write(2, "a", 6), query(3, "a", 6)
+    again = query(4, "a", 5)
+    assert query_mismatches(in_order(first, second, asked, first, again, asked), {"a": 1}) == []
+
+
 def test_the_settings_at_the_end_must_be_the_last_written() -> None:
-    tickets = [write(1, "a", 5), write(2, "a", 6), write(3, "b", 2, answered_at=None)]
-    assert config_mismatches(tickets, {"a": 1, "b": 7}, {"a": 6, "b": 7}, "end") == []
-    [found] = config_mismatches(tickets, {"a": 1, "b": 7}, {"a": 1, "b": 7}, "end")
+    deliveries = delivered_in_queue_order([write(1, "a", 5), write(2, "a", 6), write(3, "b", 2, answered_at=None)])
+    assert config_mismatches(deliveries, {"a": 1, "b": 7}, {"a": 6, "b": 7}, "end") == []
+    [found] = config_mismatches(deliveries, {"a": 1, "b": 7}, {"a": 1, "b": 7}, "end")
     assert (found.key, found.expected, found.shown) == ("a", 6, 1)
 
 
 def test_a_report_shows_the_write_answered_before_it_not_one_of_its_own_wake() -> None:
-    tickets = [write(1, "freeze_interval_s", 3600, answered_at=1003.0)]
+    deliveries = [Delivery(1001.0, write(1, "freeze_interval_s", 3600, answered_at=1003.0))]
     reports = [report(1000.0, freeze_interval_s=1800), report(2000.0, freeze_interval_s=3600)]
-    assert report_mismatches(reports, tickets, {"freeze_interval_s": 1800}, "freeze_interval_s") == []
+    assert report_mismatches(reports, deliveries, {"freeze_interval_s": 1800}, "freeze_interval_s") == []
     stale = [report(1000.0, freeze_interval_s=1800), report(2000.0, freeze_interval_s=1800)]
-    [found] = report_mismatches(stale, tickets, {"freeze_interval_s": 1800}, "freeze_interval_s")
+    [found] = report_mismatches(stale, deliveries, {"freeze_interval_s": 1800}, "freeze_interval_s")
     assert (found.expected, found.shown) == (3600, 1800)
+
+
+def test_deliveries_are_read_from_the_nnmi_lines_in_order_repeats_included() -> None:
+    first, second = write(7, "pressure_low_kpa", 150), query(8, "pressure_low_kpa", 150)
+    lines = [nnmi(1.0, 0, first.message), MonitorLine(1, 1.5, MCU, "AT+NUESTATS"),
+             nnmi(2.0, 2, {"type": "time_sync", "time_s": 5.0, "command_id": 9}), nnmi(3.0, 3, second.message),
+             nnmi(4.0, 4, first.message), MonitorLine(5, 5.0, MODULE, "+NNMI:2,ZZ")]
+    found = delivered_on_monitor(lines, CODEC, [first, second])
+    assert [(d.time_s, d.ticket.message["command_id"]) for d in found] == [(1.0, 7), (3.0, 8), (4.0, 7)]
+
+
+def test_the_queue_order_stands_in_where_the_monitor_misses_an_answered_command() -> None:
+    first, second = write(7, "pressure_low_kpa", 150), query(8, "pressure_low_kpa", 150)
+    lines = [nnmi(1.0, 0, first.message), nnmi(3.0, 1, second.message)]
+    assert delivery_order(lines, CODEC, [first, second])[1].startswith("as received")
+    deliveries, order = delivery_order(lines[:1], CODEC, [first, second])
+    assert order == "in the platform's queue order" and [d.ticket for d in deliveries] == [first, second]
+    assert delivery_order(None, CODEC, [first])[1] == "in the platform's queue order"
 
 
 # ---- C20 --------------------------------------------------------------------------------------------

@@ -2,7 +2,10 @@
 uplinks and current means, so the suites and the project's tests judge the same evidence the same way.
 
 A ticket here is anything with the platform `Ticket`'s fields (`message`, `queued_at`, `answered_at`,
-`answer`); an uplink anything with `time_s` and a decoded `message`.
+`answer`); an uplink anything with `time_s` and a decoded `message`. Configuration is judged in the order
+the meter received the commands: the `+NNMI` downlinks on the AT monitor, where a command the platform
+sent again (its ACK lost, the meter already asleep) lands again after later ones; without a monitor,
+the platform's queue order.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+from rig.codec import Codec
+from rig.monitor import MODULE, MonitorLine
 
 DAY_S = 86400.0
 WHOLE_SECOND_S = 1.0  # a meter's clock in its messages is whole seconds
@@ -122,6 +128,48 @@ def configuration_commands(rng: random.Random, count: int, values: dict[str, Seq
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """A command as the meter received it: when, and its ticket."""
+
+    time_s: float
+    ticket: TicketLike
+
+
+def delivered_on_monitor(lines: Iterable[MonitorLine], codec: Codec, tickets: Sequence[TicketLike]
+                         ) -> list[Delivery]:
+    """Each `+NNMI:<length>,<hex>` the module handed the MCU that carries one of `tickets`, in order (a
+    command sent twice is there twice)."""
+    by_id = {t.message["command_id"]: t for t in tickets}
+    found = []
+    for line in lines:
+        if line.sender != MODULE or not line.text.startswith("+NNMI:") or "," not in line.text:
+            continue
+        try:
+            command_id = codec.decode_downlink(bytes.fromhex(line.text.split(",", 1)[1]))["command_id"]
+        except (ValueError, KeyError):  # CodecError is a ValueError: someone else's bytes
+            continue
+        if command_id in by_id:
+            found.append(Delivery(line.time_s, by_id[command_id]))
+    return found
+
+
+def delivered_in_queue_order(tickets: Sequence[TicketLike]) -> list[Delivery]:
+    """Without a monitor: the platform's order (first in, first out), each command at its answer."""
+    return [Delivery(t.answered_at, t) for t in tickets if t.answered_at is not None]
+
+
+def delivery_order(lines: Iterable[MonitorLine] | None, codec: Codec, tickets: Sequence[TicketLike]
+                   ) -> tuple[list[Delivery], str]:
+    """The monitor's order where it shows every answered command, else the queue order; and which it is."""
+    if lines is not None:
+        seen = delivered_on_monitor(lines, codec, tickets)
+        shown = {id(d.ticket) for d in seen}
+        if all(id(t) in shown for t in tickets if t.answered_at is not None):
+            return seen, "as received (+NNMI on the AT monitor)"
+    return delivered_in_queue_order(tickets), "in the platform's queue order"
+
+
+@dataclass(frozen=True)
 class Mismatch:
     """A value the meter showed for `key` that is not the one last written (`expected`)."""
 
@@ -131,16 +179,18 @@ class Mismatch:
     where: str
 
 
-def query_mismatches(tickets: Sequence[TicketLike], baseline: dict[str, object]) -> list[Mismatch]:
-    """Queries answered with another value than the last write executed before them (in queue order: the
-    platform delivers FIFO), starting from `baseline` (the configuration before the first write)."""
+def query_mismatches(deliveries: Sequence[Delivery], baseline: dict[str, object]) -> list[Mismatch]:
+    """Queries answered with another value than the last write executed before them (a query is judged
+    at its first delivery, the one it was answered at), starting from `baseline`."""
     expected = dict(baseline)
+    judged: set[int] = set()
     found = []
-    for ticket in tickets:
-        message = ticket.message
+    for delivery in deliveries:
+        ticket, message = delivery.ticket, delivery.ticket.message
         if message["type"] == "config_write" and status_of(ticket) == "ok":
             expected[message["key"]] = message["value"]
-        elif message["type"] == "config_query" and status_of(ticket) == "ok":
+        elif message["type"] == "config_query" and status_of(ticket) == "ok" and id(ticket) not in judged:
+            judged.add(id(ticket))
             shown = (ticket.answer.get("value") or {}).get(message["key"])
             if shown != expected.get(message["key"]):
                 found.append(Mismatch(message["key"], expected.get(message["key"]), shown,
@@ -148,33 +198,33 @@ def query_mismatches(tickets: Sequence[TicketLike], baseline: dict[str, object])
     return found
 
 
-def last_written(tickets: Sequence[TicketLike], baseline: dict[str, object], before_s: float = math.inf
+def last_written(deliveries: Sequence[Delivery], baseline: dict[str, object], before_s: float = math.inf
                  ) -> dict[str, object]:
-    """The configuration the executed writes answered before `before_s` leave, from `baseline`."""
+    """The configuration the executed writes delivered before `before_s` leave, from `baseline`."""
     values = dict(baseline)
-    for ticket in tickets:
-        if (ticket.message["type"] == "config_write" and status_of(ticket) == "ok"
-                and ticket.answered_at is not None and ticket.answered_at < before_s):
-            values[ticket.message["key"]] = ticket.message["value"]
+    for delivery in deliveries:
+        message = delivery.ticket.message
+        if message["type"] == "config_write" and status_of(delivery.ticket) == "ok" and delivery.time_s < before_s:
+            values[message["key"]] = message["value"]
     return values
 
 
-def config_mismatches(tickets: Sequence[TicketLike], baseline: dict[str, object], shown: dict[str, object],
+def config_mismatches(deliveries: Sequence[Delivery], baseline: dict[str, object], shown: dict[str, object],
                       where: str) -> list[Mismatch]:
     """Keys written whose value in `shown` (e.g. the configuration read over the near-end port) differs."""
-    expected = last_written(tickets, baseline)
-    written = {t.message["key"] for t in tickets if t.message["type"] == "config_write"}
+    expected = last_written(deliveries, baseline)
+    written = {d.ticket.message["key"] for d in deliveries if d.ticket.message["type"] == "config_write"}
     return [Mismatch(key, expected[key], shown.get(key), where) for key in sorted(written)
             if shown.get(key) != expected[key]]
 
 
-def report_mismatches(reports: Iterable[UplinkLike], tickets: Sequence[TicketLike], baseline: dict[str, object],
+def report_mismatches(reports: Iterable[UplinkLike], deliveries: Sequence[Delivery], baseline: dict[str, object],
                       key: str) -> list[Mismatch]:
     """Reports whose field `key` is not the value last written before the report (a report is built before
-    the downlinks of its own wake are obeyed, so a write answered after it shows in the next one)."""
+    the downlinks of its own wake arrive, so a write delivered after it shows in the next one)."""
     found = []
     for report in reports:
-        expected = last_written(tickets, baseline, before_s=report.time_s)[key]
+        expected = last_written(deliveries, baseline, before_s=report.time_s)[key]
         if report.message.get(key) != expected:
             found.append(Mismatch(key, expected, report.message.get(key), f"report at {report.time_s:.0f}"))
     return found

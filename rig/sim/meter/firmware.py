@@ -520,16 +520,22 @@ class MeterFirmware:
             yield from follow_up()
 
     def _collect_downlinks(self) -> Generator[simpy.Event, None, list[dict]]:
-        downlinks: list[dict] = []
+        """This exchange's downlinks in the order they came: first those still unanswered (some come before
+        the uplink's status, when its ACK is retransmitted), then those that follow within the wait."""
+        lines = list(self._late_downlinks)
+        self._late_downlinks.clear()
         deadline = self.env.now + DOWNLINK_FIRST_WAIT_S
         while self.env.now < deadline:
-            wait = DOWNLINK_QUIET_S if downlinks else deadline - self.env.now
+            wait = DOWNLINK_QUIET_S if lines else deadline - self.env.now
             wait = min(wait, deadline - self.env.now)
             line = yield from self.at.wait_urc(lambda text: text.startswith("+NNMI:"), wait)
             if line is None:
                 break
             if line in self._late_downlinks:
                 self._late_downlinks.remove(line)
+            lines.append(line)
+        downlinks: list[dict] = []
+        for line in lines:
             try:
                 downlinks.append(self.codec.decode_downlink(bytes.fromhex(line.split(",", 1)[1])))
             except (CodecError, ValueError, IndexError):
