@@ -37,7 +37,7 @@ certify: $(STAMP) allure
 	$(PY) -m rig certify
 
 test: $(STAMP) allure chromium
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(PY) -m ruff check rig fixtures suites tests bench
