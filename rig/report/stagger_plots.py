@@ -3,7 +3,6 @@ first attempts per minute in the busiest cell against the plan's limit."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import matplotlib
@@ -13,17 +12,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend is chosen first
 
 from rig.analysis.stagger import MINUTE_S, FleetProjection, MeasuredRule, OffsetSample  # noqa: E402
+from rig.report.plots import figure_png  # noqa: E402
 
 INSIDE, OUTSIDE, WINDOW = "#1f7a3a", "#c0392b", "#9db8d9"
 MARGIN_MIN = 10  # minutes shown beyond the fleet's span and the deadline
-
-
-def _png(figure: plt.Figure) -> bytes:
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
 
 
 def _draw_offsets(axes: plt.Axes, samples: Sequence[OffsetSample], labels: Sequence[str], origin: str,
@@ -66,7 +58,7 @@ def offsets_png(samples: Sequence[OffsetSample], title: str, labels: Sequence[st
     _draw_offsets(minutes, samples, names, origin, event)
     _draw_within_window(within, samples, names)
     figure.suptitle(title)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def fleet_png(projection: FleetProjection, rule: MeasuredRule, samples: Sequence[OffsetSample],
@@ -91,4 +83,4 @@ def fleet_png(projection: FleetProjection, rule: MeasuredRule, samples: Sequence
     fleet.grid(True, alpha=0.3)
     fleet.legend(loc="upper right", fontsize=8)
     figure.suptitle(title)
-    return _png(figure)
+    return figure_png(figure)
