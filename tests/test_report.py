@@ -229,3 +229,18 @@ def test_rendered_report_shows_the_suites_and_the_certification_matrix(campaign_
     pixels = matplotlib.image.imread(shot)
     assert pixels.shape[0] >= 900 and pixels.shape[1] >= 1300
     assert pixels[..., :3].std() > 0.05  # a rendered page, not an empty shell
+
+
+def test_a_skip_declaring_the_device_out_of_scope_is_not_applicable_and_keeps_a_pass() -> None:
+    outcomes = [outcome(check, None, "passed") for check in ("C1", "C2a", "C8", "C11", "C13", "C14", "C15", "C21a")]
+    outcomes += [outcome(check, level, "passed") for check in ("C3", "C5", "C12", "C22", "B1") for level in PLAN.levels]
+    outcomes += [outcome(check, PLAN.behaviour_level, "passed") for check in
+                 ("C2b", "C2c", "C4", "C4f", "C6", "C7", "C9", "C10", "C16", "C17", "C18", "C19", "C20")]
+    out_of_scope = OutcomeRecord("C21b", None, "skipped", "meter", "not applicable: the MCU stops its search")
+    other_variant = OutcomeRecord("C21b", None, "skipped", "module", "the device is a meter")
+    matrix = build_matrix(outcomes + [out_of_scope, other_variant], [], PLAN, "m", "meter")
+    c21b = next(row for row in matrix.rows if row.check == "C21b")
+    assert {cell.outcome for cell in c21b.cells.values()} == {"n/a"}
+    assert matrix.verdict == "PASS", certificate.render_markdown(matrix)
+    lacking = OutcomeRecord("C21b", None, "skipped", "meter", "the bench or device lacks 'attenuator'")
+    assert build_matrix(outcomes + [lacking], [], PLAN, "m", "meter").verdict == "INCOMPLETE"

@@ -4,7 +4,9 @@ Built only from what a run recorded (`outcomes.jsonl` and `measurements.csv`), n
 that runs at one level (`one`) or level-free (`once`) fills every column with its verdict; a level it
 also ran at on its own (C7 at CE2) keeps its own verdict. Several tests of one check at one level (a
 meter and a bare-module variant) combine to the worst of them. A check that does not apply to the
-device's kind (PROCEDURES' `applies`) is `n/a`; one that applies but did not run is `not run`.
+device's kind (PROCEDURES' `applies`) is `n/a`, and so is one that skipped saying "not applicable: ..."
+(the device is outside its scope: C21b on a meter that stops its module's search); one that applies but
+did not run is `not run`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from rig.measurements import ONCE, Measurement
 from rig.profiles.plan import PlanProfile
 
 PASSED, FAILED, BROKEN, SKIPPED, NOT_RUN, NOT_APPLICABLE = "passed", "failed", "broken", "skipped", "not run", "n/a"
-WORST_FIRST = (FAILED, BROKEN, PASSED, SKIPPED)
+WORST_FIRST = (FAILED, BROKEN, PASSED, NOT_APPLICABLE, SKIPPED)
+NOT_APPLICABLE_REASON = "not applicable"
 VERDICT_PASS, VERDICT_FAIL, VERDICT_INCOMPLETE = "PASS", "FAIL", "INCOMPLETE"
 
 
@@ -34,6 +37,14 @@ class OutcomeRecord:
     level: str | None
     outcome: str
     test: str
+    reason: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """The outcome, with a skip that declared the device out of the check's scope read as `n/a`."""
+        if self.outcome == SKIPPED and self.reason.startswith(NOT_APPLICABLE_REASON):
+            return NOT_APPLICABLE
+        return self.outcome
 
 
 def read_outcomes(path: Path) -> list[OutcomeRecord]:
@@ -44,7 +55,8 @@ def read_outcomes(path: Path) -> list[OutcomeRecord]:
             continue
         try:
             data = json.loads(line)
-            records.append(OutcomeRecord(data["check"], data.get("level"), data["outcome"], data.get("test", "")))
+            records.append(OutcomeRecord(data["check"], data.get("level"), data["outcome"], data.get("test", ""),
+                                         data.get("reason", "")))
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"{path}:{number}: not an outcome record ({error})") from None
     return records
@@ -93,7 +105,7 @@ class CertificationMatrix:
 
 
 def combine(outcomes: list[str]) -> str:
-    """The worst of several tests' outcomes (failed, broken, passed, skipped)."""
+    """The worst of several tests' outcomes (failed, broken, passed, n/a, skipped)."""
     return next((outcome for outcome in WORST_FIRST if outcome in outcomes), SKIPPED)
 
 
@@ -128,7 +140,7 @@ def build_matrix(outcomes: list[OutcomeRecord], measurements: list[Measurement],
         mine = [o for o in outcomes if o.check == check]
         own: dict[str, str] = {}
         for level in {o.level or ONCE for o in mine}:
-            own[level] = combine([o.outcome for o in mine if (o.level or ONCE) == level])
+            own[level] = combine([o.verdict for o in mine if (o.level or ONCE) == level])
         # a check run at one level (or level-free) fills the columns it did not run at with that verdict
         fallback = None if entry.levels == "all" else own.get(ONCE) or own.get(plan.behaviour_level)
         for level in levels:
