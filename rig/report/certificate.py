@@ -111,7 +111,7 @@ def combine(outcomes: list[str]) -> str:
 
 def format_value(value: float | str | None) -> str:
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return f"{float(value):.4g}"
+        return f"{float(value):.6g}"
     return "" if value is None else str(value)
 
 
