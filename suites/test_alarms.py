@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import allure
 import pytest
 
-from fixtures.checks import Recorder, confirm_coverage, power_on_until_first_report
+from fixtures.checks import Recorder, first_report_at_level
 from rig.analysis.reports import DAY_S, alarm_messages, alarms_per_day, first_alarm_after, is_report
 from rig.coverage import CoverageSetting
 from rig.meter_session import MeterSession
@@ -148,8 +148,7 @@ def test_c17_meter_raises_magnet_and_separation_at_once_and_the_others_in_the_ne
         meter: MeterSession, coverage: CoverageSetting, plan: PlanProfile, measure: Recorder) -> None:
     c17 = plan.checks.C17
     zone = ZoneInfo(plan.time.timezone)
-    first = power_on_until_first_report(meter, measure, "its alarms could not be observed")
-    confirm_coverage(measure, coverage, plan, first.message.get("network"))
+    first = first_report_at_level(meter, measure, coverage, plan, "its alarms could not be observed")
     thresholds = meter_thresholds(meter, plan)
     for key, value in thresholds.items():
         measure(key, value, note="the meter's own setting, the stimuli follow it")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import allure
 import pytest
 
-from fixtures.checks import Recorder, confirm_coverage, power_on_until_first_report
+from fixtures.checks import Recorder, first_report_at_level
 from rig.analysis.energy import DAY_S, Decimator, EnergyTally, charge_per_year_ah, plan_battery_years, stream
 from rig.meter_session import MeterSession, reports_of
 from rig.platform.server import Ticket, Uplink
@@ -145,8 +145,7 @@ def test_b1_meter_battery_lasts_the_target_years(meter: MeterSession, coverage, 
                                                 measure: Recorder) -> None:
     """A day at the level on the data logger, the monthly events, and the battery's projected life."""
     b1, battery = plan.checks.B1, plan.battery
-    first = power_on_until_first_report(meter, measure, "its day could not be recorded")
-    confirm_coverage(measure, coverage, plan, first.message.get("network"))
+    first_report_at_level(meter, measure, coverage, plan, "its day could not be recorded")
     meter.bench.clock.sleep(START_AFTER_REPORT_S)
     day, plot = EnergyTally(), Decimator(PLOT_BIN_S)
     since = len(meter.platform.uplinks)

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 import allure
 import pytest
 
-from fixtures.checks import Recorder, confirm_coverage, power_on_until_first_report
+from fixtures.checks import Recorder, first_report_at_level
 from rig.analysis.downlinks import (
     DAY_S,
     answer_delay_s,
@@ -117,8 +117,7 @@ def attach_wake(meter: MeterSession, mark: int | None, title: str) -> None:
 def test_c18_point_read_queued_while_the_meter_sleeps_is_answered_at_its_next_wake(
         meter: MeterSession, coverage: CoverageSetting, level: str, plan: PlanProfile, measure: Recorder) -> None:
     c18 = plan.checks.C18
-    report = power_on_until_first_report(meter, measure, "no point read could be fetched")
-    confirm_coverage(measure, coverage, plan, report.message.get("network"))
+    report = first_report_at_level(meter, measure, coverage, plan, "no point read could be fetched")
     sleep_until(meter, report.time_s + ASLEEP_AFTER_REPORT_S)
     mark = meter.monitor.mark() if meter.monitor is not None else None
     ticket = queue(meter, {"type": "point_read"})
@@ -188,8 +187,7 @@ def test_c19_configuration_of_a_batch_is_answered_in_time_and_applied(
         measure: Recorder) -> None:
     c19 = plan.checks.C19
     limit_bytes = plan.business_model.downlink.config_below_bytes
-    report = power_on_until_first_report(meter, measure, "no configuration could be delivered")
-    confirm_coverage(measure, coverage, plan, report.message.get("network"))
+    first_report_at_level(meter, measure, coverage, plan, "no configuration could be delivered")
     own_number = meter.maintenance.meter_number()
     baseline = meter.maintenance.config()
     rng = random.Random(f"C19 {bench.seed}")
@@ -279,8 +277,7 @@ def test_c20_valve_opens_and_closes_where_the_profile_allows_and_refuses_where_n
         pytest.skip("the device profile declares no remotely controlled valve")
     limit_bytes = plan.business_model.downlink.valve_below_bytes
     close_allowed = device_profile.valve.close_allowed
-    report = power_on_until_first_report(meter, measure, "no valve command could be delivered")
-    confirm_coverage(measure, coverage, plan, report.message.get("network"))
+    report = first_report_at_level(meter, measure, coverage, plan, "no valve command could be delivered")
     measure("close_allowed", str(close_allowed).lower(), note="the device profile's remote-closing policy")
     measure("valve_at_start", report.message.get("valve"))
     evidence = []

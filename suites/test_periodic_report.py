@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import allure
 import pytest
 
-from fixtures.checks import Recorder, confirm_coverage, power_on_until_first_report
+from fixtures.checks import Recorder, first_report_at_level
 from rig.analysis.reports import (
     DAY_S,
     REPORT_KINDS,
@@ -151,8 +151,7 @@ def test_c16_meter_reports_on_each_schedule_with_its_content_and_sizes(
     c16 = plan.checks.C16
     meter.bench.supply.set_voltage(c16.supply_voltage_v)
     measure("supply_voltage_v", c16.supply_voltage_v, "V", note="set on the supply")
-    first = power_on_until_first_report(meter, measure, "its schedules could not be observed")
-    confirm_coverage(measure, coverage, plan, first.message.get("network"))
+    first_report_at_level(meter, measure, coverage, plan, "its schedules could not be observed")
     meter.stimulate("flow", c16.flow_l_per_h)
     measure("flow_injected_l_per_h", c16.flow_l_per_h, "L/h", note="steady forward flow from the first report on")
     for name in c16.schedules:

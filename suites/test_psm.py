@@ -15,7 +15,7 @@ import re
 import allure
 import pytest
 
-from fixtures.checks import Recorder, confirm_coverage, power_on_until_first_report
+from fixtures.checks import Recorder, first_report_at_level
 from rig.analysis.energy import Decimator, EnergyTally, OffSpans, stream
 from rig.bench import Bench
 from rig.instruments.power import N6705CPowerAnalyser
@@ -265,8 +265,7 @@ def test_c5_meter_sleeps_in_psm_and_stays_attached(meter: MeterSession, coverage
     Only the sleeps count (a report to the next wake's first uplink attempt): what follows a failed attempt
     (retries, module resets) is judged by C7-C10, so a meter failing reports is watched for more days.
     """
-    first = power_on_until_first_report(meter, measure, "its sleep after a report could not be observed")
-    confirm_coverage(measure, coverage, plan, first.message.get("network"))
+    first = first_report_at_level(meter, measure, coverage, plan, "its sleep after a report could not be observed")
     watch = PsmWatch(meter, plan)
     try:
         watch.run(first)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import allure
 import pytest
 
-from fixtures.checks import Recorder, confirm_coverage, power_on_until_first_report
+from fixtures.checks import Recorder, first_report_at_level
 from rig.analysis.trace import Trace
 from rig.measurements import Measurement
 from rig.meter_session import MeterSession
@@ -64,8 +64,7 @@ def one_report(meter: MeterSession, plan: PlanProfile, measure: Recorder, number
 def test_c3_meter_releases_at_once_after_its_last_exchange(meter: MeterSession, coverage, plan: PlanProfile,
                                                           measure: Recorder) -> None:
     c3 = plan.checks.C3
-    first = power_on_until_first_report(meter, measure, "release assistance could not be measured")
-    confirm_coverage(measure, coverage, plan, first.message.get("network"))
+    first_report_at_level(meter, measure, coverage, plan, "release assistance could not be measured")
     meter.bench.clock.sleep(SETTLE_S)
     tails: list[Measurement] = []
     for number in range(1, ATTEMPTS_PER_REPORT * c3.reports + 1):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import allure
 import pytest
 
-from fixtures.checks import Recorder, confirm_coverage, power_on_until_first_report
+from fixtures.checks import Recorder, first_report_at_level
 from rig.analysis.at_transcript import attempts
 from rig.analysis.retry_flow import (
     Reading,
@@ -75,8 +75,7 @@ def test_c7_meter_retries_at_5_min_and_1_h_then_waits_8_h_resets_the_module_and_
     c7 = plan.checks.C7
     detection_s = device_profile.failure_detection_max_s
     clock = meter.bench.clock
-    first = power_on_until_first_report(meter, measure, "no report could be made to fail")
-    confirm_coverage(measure, coverage, plan, first.message.get("network"))
+    first = first_report_at_level(meter, measure, coverage, plan, "no report could be made to fail")
     kinds = (first.message["type"],)
     clock.sleep(SETTLE_S)
 

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 import allure
 import pytest
 
-from fixtures.checks import Recorder, confirm_coverage, power_on_until_first_report
+from fixtures.checks import Recorder, first_report_at_level
 from rig.analysis.at_transcript import POWER_ON_CAUSE, Attempt, attempts, says_attached
 from rig.analysis.stagger import (
     MINUTE_S,
@@ -266,8 +266,7 @@ def record_answers(measure: Recorder, writes: dict[str, tuple[object, Ticket]]) 
 def test_c4_meter_reports_at_t1_plus_its_stagger_for_each_meter_number(
         meter: MeterSession, coverage: CoverageSetting, plan: PlanProfile, measure: Recorder) -> None:
     zone = ZoneInfo(plan.time.timezone)
-    first = power_on_until_first_report(meter, measure, "its stagger could not be measured")
-    confirm_coverage(measure, coverage, plan, first.message.get("network"))
+    first = first_report_at_level(meter, measure, coverage, plan, "its stagger could not be measured")
     judge = DayJudge(meter, measure, plan.checks.C4, zone, judged=True)
     offsets_by_number(meter, first, judge, plan)
     judge.attach("C4 meter numbers")
@@ -279,8 +278,7 @@ def test_c4_meter_reports_at_t1_plus_its_stagger_for_each_meter_number(
 def test_c4_t1_and_t3_written_from_the_platform_hold_from_the_next_day(
         meter: MeterSession, coverage: CoverageSetting, plan: PlanProfile, measure: Recorder) -> None:
     c4, zone, clock = plan.checks.C4, ZoneInfo(plan.time.timezone), meter.bench.clock
-    first = power_on_until_first_report(meter, measure, "the effect of new T1 and T3 could not be measured")
-    confirm_coverage(measure, coverage, plan, first.message.get("network"))
+    first = first_report_at_level(meter, measure, coverage, plan, "the effect of new T1 and T3 could not be measured")
     judge = DayJudge(meter, measure, c4, zone, judged=True)
     with MeterNumbers(meter, measure, own_number(meter, first, measure)) as numbers:
         number = number_showing_t3(numbers, c4)
@@ -303,8 +301,8 @@ def test_c4_t1_and_t3_written_from_the_platform_hold_from_the_next_day(
 def test_c4_first_attach_after_a_power_cut_waits_its_stagger(
         meter: MeterSession, coverage: CoverageSetting, plan: PlanProfile, measure: Recorder) -> None:
     c4, zone, clock = plan.checks.C4, ZoneInfo(plan.time.timezone), meter.bench.clock
-    first = power_on_until_first_report(meter, measure, "the re-attach after a power cut could not be measured")
-    confirm_coverage(measure, coverage, plan, first.message.get("network"))
+    first = first_report_at_level(meter, measure, coverage, plan,
+                                  "the re-attach after a power cut could not be measured")
     number = own_number(meter, first, measure)
     clock.sleep(SETTLE_S)
     meter.power_off()
@@ -349,8 +347,8 @@ def test_c4_first_attach_after_a_power_cut_waits_its_stagger(
 def test_c4f_fleet_projected_from_the_measured_stagger_stays_under_the_cell_limit_and_the_deadline(
         meter: MeterSession, coverage: CoverageSetting, plan: PlanProfile, measure: Recorder) -> None:
     c4, c4f, zone = plan.checks.C4, plan.checks.C4f, ZoneInfo(plan.time.timezone)
-    first = power_on_until_first_report(meter, measure, "its stagger could not be measured for the projection")
-    confirm_coverage(measure, coverage, plan, first.message.get("network"))
+    first = first_report_at_level(meter, measure, coverage, plan,
+                                  "its stagger could not be measured for the projection")
     judge = DayJudge(meter, measure, c4, zone, judged=False)
     offsets_by_number(meter, first, judge, plan)
     n2_period = round(c4.n2_max_s)

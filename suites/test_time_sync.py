@@ -14,7 +14,7 @@ from __future__ import annotations
 import allure
 import pytest
 
-from fixtures.checks import Recorder, confirm_coverage, power_on_until_first_report
+from fixtures.checks import Recorder, first_report_at_level
 from rig.analysis.downlinks import clock_residual_s, status_of
 from rig.coverage import CoverageSetting
 from rig.meter_session import MeterSession
@@ -59,8 +59,7 @@ def test_c6_meter_clock_follows_the_platform_after_every_daily_report(
         meter: MeterSession, coverage: CoverageSetting, level: str, plan: PlanProfile, measure: Recorder) -> None:
     c6 = plan.checks.C6
     clock = meter.bench.clock
-    report = power_on_until_first_report(meter, measure, "its clock could not be skewed and synced")
-    confirm_coverage(measure, coverage, plan, report.message.get("network"))
+    report = first_report_at_level(meter, measure, coverage, plan, "its clock could not be skewed and synced")
     residuals, evidence = [], []
     for day in range(1, c6.days + 1):
         clock.sleep(max(report.time_s + ASLEEP_AFTER_REPORT_S - clock.now(), 0.0))
