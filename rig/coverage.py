@@ -9,7 +9,7 @@ The device's own report then confirms the level; C12 judges how well it reports.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rig.errors import RigFault
 from rig.instruments.attenuator import MAX_DB, STEP_DB, Rc4datAttenuator
@@ -21,7 +21,8 @@ def _power_sum_dbm(*levels: float) -> float:
     return 10 * math.log10(sum(10 ** (level / 10) for level in levels))
 
 
-def _step(value_db: float) -> float:
+def step_db(value_db: float) -> float:
+    """`value_db` rounded to the attenuator's step."""
     return round(value_db / STEP_DB) * STEP_DB
 
 
@@ -64,7 +65,7 @@ class CoverageCalculator:
         return cell.rs_power_dbm - self.path_loss_db(cell.attenuator_channel) - attenuation_db
 
     def attenuation_for_rsrp(self, cell: CellSettings, rsrp_dbm: float) -> float:
-        value = _step(cell.rs_power_dbm - self.path_loss_db(cell.attenuator_channel) - rsrp_dbm)
+        value = step_db(cell.rs_power_dbm - self.path_loss_db(cell.attenuator_channel) - rsrp_dbm)
         if not 0 <= value <= MAX_DB:
             raise RigFault(
                 f"RSRP {rsrp_dbm} dBm on PCI {cell.pci} needs {value} dB of attenuation, outside 0..{MAX_DB} dB: "
@@ -88,7 +89,7 @@ class CoverageCalculator:
         if interferer is None:
             return MAX_DB
         needed_dbm = 10 * math.log10(10 ** (wanted_dbm / 10) - 10 ** (self.floor_dbm / 10))
-        value = _step(interferer.power_dbm - self.path_loss_db(interferer.attenuator_channel) - needed_dbm)
+        value = step_db(interferer.power_dbm - self.path_loss_db(interferer.attenuator_channel) - needed_dbm)
         if value < 0:
             raise RigFault(f"the interferer cannot bring SINR down to {sinr_db} dB (needs {value} dB)")
         return min(value, MAX_DB)
@@ -107,6 +108,17 @@ class CoverageCalculator:
         if not (above_floor and below_ceiling):
             raise RigFault(f"{level}: the bench reaches RSRP {rsrp:.1f} dBm, not inside the window by {margin} dB")
         return CoverageSetting(level, serving, serving_db, interferer_db, rsrp, sinr, self.installation_loss_db)
+
+    def shifted(self, setting: CoverageSetting, rsrp_step_db: float) -> CoverageSetting:
+        """`setting` with the serving path moved so the device should see `rsrp_step_db` more RSRP (and as much
+        more SINR: the noise stays); a closed-loop correction already in `setting` is kept."""
+        attenuation = setting.serving_db - step_db(rsrp_step_db)
+        if not 0 <= attenuation <= MAX_DB:
+            raise RigFault(f"{setting.level}: an RSRP step of {rsrp_step_db:+g} dB needs {attenuation:g} dB of "
+                           f"attenuation, outside 0..{MAX_DB} dB")
+        change = setting.serving_db - attenuation
+        return replace(setting, serving_db=attenuation, expected_rsrp_dbm=setting.expected_rsrp_dbm + change,
+                       expected_sinr_db=setting.expected_sinr_db + change)
 
     def apply(self, attenuator: Rc4datAttenuator, setting: CoverageSetting) -> None:
         """Serving cell and interferer as computed; every other path closed."""

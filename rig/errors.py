@@ -18,3 +18,8 @@ class InstrumentError(RigFault):
 
 class InstrumentLost(RigFault):
     """The connection to an instrument failed and retries within the budget did not bring it back."""
+
+
+class CalibrationFault(RigFault):
+    """The bench is not where its calibration says: the device's own reading disagrees and no correction
+    could bring it to the level. The message names both figures and what to re-measure."""

@@ -26,6 +26,9 @@ class MeterSession:
         self.codec = load_codec(device.codec)
         self.platform = Platform(self.codec, bench.clock, platform_host, platform_port)
         self.monitor: AtMonitor | None = None
+        self.correction_uplinks: list = []  # reports asked for to confirm or correct the level (C16/C22 skip them)
+        self.level_ecl: int | None = None  # the ECL confirmed for the check's level
+        self.level_since = 0  # uplink index from which reports are expected at `level_ecl`
         self._maintenance: MaintenanceDriver | None = None
         self._maintenance_port: SerialLinePort | None = None
         try:
@@ -87,6 +90,26 @@ class MeterSession:
             self.maintenance.report_now()
         return self.wait_for_report(timeout_s, since=start)
 
+    def correction_report(self, timeout_s: float) -> object | None:
+        """A report asked for only to read the device's radio (level confirmation); not counted as a report."""
+        report = self.report_now(timeout_s)
+        if report is not None:
+            self.correction_uplinks.append(report)
+        return report
+
+    def hold_level(self, ecl: int) -> None:
+        """From now on the check expects every report at `ecl` (its confirmed level)."""
+        self.level_ecl = ecl
+        self.level_since = len(self.platform.uplinks)
+
+    def off_level_reports(self) -> tuple[int, int]:
+        """(reports at another ECL than the held level, reports carrying an ECL) since `hold_level`."""
+        if self.level_ecl is None:
+            return 0, 0
+        ecls = [u.message["network"]["ecl"] for u in reports_of(self, self.level_since)
+                if (u.message.get("network") or {}).get("ecl") is not None]
+        return sum(1 for ecl in ecls if ecl != self.level_ecl), len(ecls)
+
     def close(self) -> None:
         if self._maintenance_port is not None:
             self._maintenance_port.close()
@@ -104,5 +127,8 @@ class MeterSession:
 
 
 def reports_of(session: MeterSession, since: int = 0) -> list:
-    """The periodic reports the platform received (decoded), from uplink index `since`."""
-    return [u for u in session.platform.uplinks[since:] if u.message and u.message["type"].endswith("report")]
+    """The periodic reports the platform received (decoded), from uplink index `since`; reports asked for only to
+    confirm the coverage level are left out."""
+    corrections = {id(u) for u in session.correction_uplinks}
+    return [u for u in session.platform.uplinks[since:]
+            if u.message and u.message["type"].endswith("report") and id(u) not in corrections]

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import allure
 import pytest
 
-from fixtures.checks import Recorder, confirm_coverage
+from fixtures.checks import Recorder, confirm_coverage, no_report_at_level
 from rig.coverage import CoverageSetting
 from rig.meter_session import MeterSession, reports_of
 from rig.profiles.plan import PlanProfile
@@ -65,10 +65,11 @@ def test_c22_meter_reports_arrive_on_their_day_at_least_99_percent(meter: MeterS
     meter.power_on()
     first = meter.wait_for_report(FIRST_REPORT_WITHIN_S)
     if first is None:
+        no_report_at_level(meter, coverage)
         measure("first_report", "none", note=f"no report within {FIRST_REPORT_WITHIN_S:.0f} s of power-on")
         measure("success_rate", 0.0, "", low=c22.success_min, note="the meter never reported")
         measure.judge()
-    confirm_coverage(measure, coverage, plan, first.message.get("network"))
+    confirm_coverage(meter, measure, coverage, plan, first)
     per_day = reports_per_day(meter, plan)
     days = math.ceil(c22.reports_per_level / per_day)
     first_day = datetime.fromtimestamp(first.time_s, zone).date() + timedelta(days=1)  # the first full day

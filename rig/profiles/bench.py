@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -84,6 +85,15 @@ class TwinSettings(StrictModel):
         return value
 
 
+class ReferenceCalibration(StrictModel):
+    """A path-loss calibration made against a reference instrument: the bench is then trusted over the device."""
+
+    date: dt.date = Field(description="when the path losses were measured (YYYY-MM-DD)")
+    method: Literal["power_meter", "spectrum_analyser"] = Field(description="the reference instrument's kind")
+    instrument: str = Field("", description="model and serial of the reference instrument, recorded")
+    by: str = Field("", description="who measured, recorded")
+
+
 class AttenuatorSettings(StrictModel):
     """A programmable RF attenuator (Mini-Circuits RCDAT/RC4DAT command set)."""
 
@@ -96,6 +106,9 @@ class AttenuatorSettings(StrictModel):
     path_loss_db: dict[AttenuatorChannel, float] = Field(
         default_factory=dict,
         description="calibration: loss from the cell's port to the device antenna per channel, dB",
+    )
+    reference_calibration: ReferenceCalibration | None = Field(
+        None, description="path losses measured with a reference instrument: trusted, never corrected toward the device"
     )
 
     @field_validator("channels")

@@ -34,6 +34,9 @@ class ModuleSim(StrictModel):
     search_current_ma: float = Field(45.0, gt=0, description="current while searching for a cell")
     tx_power_dbm: float = Field(23.0, le=23.0, description="maximum transmit power (C22 defect: 11, a PA fault)")
     noise_figure_db: float = Field(7.0, ge=0, description="receiver noise figure")
+    measurement_sd_db: float = Field(
+        0.5, ge=0, description="standard deviation of one filtered RSRP/SINR reading (ECL follows the reading)"
+    )
     boot_time_s: float = Field(1.5, gt=0, description="power-on or AT+NRB until the boot banner")
     at_response_delay_s: float = Field(0.02, ge=0, description="processing delay of an ordinary AT command")
     search_backoff_first_s: float = Field(600.0, gt=0, description="first wait between searches in no coverage")
@@ -76,6 +79,9 @@ class MeterSim(StrictModel):
     attach_guard_s: float = Field(300.0, gt=0, description="search time allowed after power-on (C8 defect: 180)")
     report_network_quality: bool = Field(True, description="PCI/RSRP/SINR/ECL/EARFCN in reports (C12)")
     rsrp_frozen_at_boot: bool = Field(False, description="report the boot RSRP forever (C12 defect)")
+    reported_rsrp_offset_db: float = Field(
+        0.0, description="added to the module's RSRP in reports (C12 defect on a reference-calibrated bench: -10)"
+    )
     storage_mode: bool = Field(True, description="software shutdown for the stock period (C21a)")
     time_sync: bool = Field(True, description="set the clock from the platform's reply (C6)")
     clock_drift_ppm: float = Field(-20.0, description="the MCU's crystal error (slow: reports never before their slot)")

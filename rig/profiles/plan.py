@@ -165,8 +165,17 @@ class CoverageSettings(StrictModel):
     noise_figure_db: float = Field(7.0, ge=0, description="device noise figure when its profile gives none")
     ecl1_rsrp_threshold_dbm: float = Field(-105.0, description="cell threshold: ECL1 below this RSRP")
     ecl2_rsrp_threshold_dbm: float = Field(-115.0, description="cell threshold: ECL2 below this RSRP")
-    agreement_rsrp_tolerance_db: float = Field(6.0, ge=0, description="device vs bench, else both kept")
-    agreement_sinr_tolerance_db: float = Field(5.0, ge=0, description="device vs bench, else both kept")
+    agreement_rsrp_tolerance_db: float = Field(6.0, ge=0, description="device vs bench RSRP to confirm a level")
+    agreement_sinr_tolerance_db: float = Field(5.0, ge=0, description="device vs bench SINR to confirm a level")
+    closed_loop: bool | None = Field(
+        None, description="correct the attenuation toward the device's reading; null: on for wall-clock benches"
+    )
+    closed_loop_step_max_db: float = Field(10.0, gt=0, description="largest correction of one closed-loop try")
+    closed_loop_tries: int = Field(4, ge=1, description="closed-loop corrections before the level is broken")
+    confirm_readings: int = Field(3, ge=1, description="readings (majority ECL) when the first is at another ECL")
+    off_level_reports_max_fraction: float = Field(
+        0.1, ge=0, le=1, description="share of a check's reports at another ECL before its cell is broken"
+    )
     go_live: GoLive = Field(default_factory=GoLive, description="installation and go-live rules")
 
     @model_validator(mode="after")
@@ -417,9 +426,13 @@ class C8AttachGuard(OnceCheck):
 class C12NetworkQuality(LevelCheck):
     """C12: reports carry PCI, RSRP, SINR, ECL and EARFCN, and they are right."""
 
-    rsrp_tolerance_db: float = Field(6, ge=0, description="reported vs bench RSRP")
-    sinr_tolerance_db: float = Field(5, ge=0, description="reported vs bench SINR")
-    level_changes_min: int = Field(1, ge=1, description="level changes while powered")
+    rsrp_tolerance_db: float = Field(6, ge=0, description="absolute RSRP error, judged on a reference-calibrated bench")
+    sinr_tolerance_db: float = Field(5, ge=0, description="absolute SINR error, judged on a reference-calibrated bench")
+    tracking_rsrp_steps_db: list[float] = Field(
+        [-3.0, 3.0, 0.0], min_length=3, description="RSRP set relative to the level's target, one step after another"
+    )
+    tracking_tolerance_db: float = Field(2, ge=0, description="reported RSRP change vs set change, per step")
+    readings_per_step: int = Field(3, ge=1, description="reports per step; the median is judged")
 
 
 class C21aStorage(OnceCheck):
@@ -724,6 +737,18 @@ class PlanProfile(StrictModel):
             raise ValueError(f"behaviour_level {value} is not one of the plan's levels {levels}")
         return value
 
+    def _tracking_steps_inside_windows(self) -> None:
+        """C12's tracking steps keep each level's RSRP inside its window (the device stays at the level)."""
+        coverage = self.coverage
+        for level in self.levels:
+            window, target = getattr(coverage.windows, level), getattr(coverage.targets, level)
+            for step in self.checks.C12.tracking_rsrp_steps_db:
+                rsrp = target.rsrp_dbm + step
+                high = window.rsrp_max_dbm
+                if rsrp < window.rsrp_min_dbm or (high is not None and rsrp >= high):
+                    raise ValueError(f"checks.C12.tracking_rsrp_steps_db {step:g} puts {level} at {rsrp:g} dBm, "
+                                     f"outside its window [{window.rsrp_min_dbm:g}, {high}) dBm")
+
     @model_validator(mode="after")
     def _warn_on_doubtful_figures(self) -> PlanProfile:
         stagger = self.checks.C4
@@ -741,6 +766,7 @@ class PlanProfile(StrictModel):
                     PlanWarning,
                     stacklevel=2,
                 )
+        self._tracking_steps_inside_windows()
         success = self.checks.C22
         if success.reports_min > success.reports_per_level:
             warnings.warn(

@@ -398,6 +398,8 @@ class MeterFirmware:
         quality = None
         if self.sim.report_network_quality:
             quality = self.boot_measurement if self.sim.rsrp_frozen_at_boot else (yield from self._network_quality())
+            if quality is not None and self.sim.reported_rsrp_offset_db:
+                quality = quality | {"rsrp_dbm": round(quality["rsrp_dbm"] + self.sim.reported_rsrp_offset_db, 1)}
         self.readings.advance(self.world.now)
         voltage = self.supply_voltage()
         if voltage * 1000 < float(self.config.get("low_battery_threshold_mv")):
