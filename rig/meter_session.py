@@ -102,6 +102,10 @@ class MeterSession:
         self.level_ecl = ecl
         self.level_since = len(self.platform.uplinks)
 
+    def release_level(self) -> None:
+        """The check moves the device on purpose from now on (C12's RSRP steps): no ECL is expected."""
+        self.level_ecl = None
+
     def off_level_reports(self) -> tuple[int, int]:
         """(reports at another ECL than the held level, reports carrying an ECL) since `hold_level`."""
         if self.level_ecl is None:
