@@ -15,7 +15,7 @@ import allure
 import numpy as np
 import pytest
 
-from fixtures.checks import Recorder, module_rail, power_on_until_first_report
+from fixtures.checks import Recorder, module_rail, not_applicable, power_on_until_first_report
 from rig.analysis.at_transcript import POWER_ON_CAUSE
 from rig.analysis.rail import RAIL_OFF_A
 from rig.analysis.trace import Trace
@@ -240,7 +240,7 @@ def test_c21b_meter_that_leaves_its_module_searching_backs_off_10_20_40_min_up_t
             stop = f"module power cut on the module rail at {cuts.cuts_s[0] - started_s:.0f} s after supply on"
         if stop is not None:
             measure("applicability", "not applicable", note=f"the MCU stops the module's search: {stop}")
-            pytest.skip(f"not applicable: the MCU powers the module off or stops its search ({stop})")
+            not_applicable(f"the MCU powers the module off or stops its search ({stop})")
         if len(bursts.starts_s) >= needed:
             break
     judge_intervals(bursts.starts_s, plan, measure, source)

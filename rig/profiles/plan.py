@@ -680,7 +680,9 @@ class C15Maintenance(OnceCheck):
 
     title = "near-end maintenance"
     area = "maintenance"
-    key_measurements: list[str] = key_measurements("commands_answered_before_login", "wrong_password_refused", "locked_out_after_tries")
+    key_measurements: list[str] = key_measurements(
+        "commands_answered_before_login", "wrong_password_refused", "locked_out_after_tries"
+    )
 
     severity: Severity = Field("critical", description=SEVERITY)
     lockout_tries: int = Field(5, ge=1, description="wrong passwords before the lock-out")
@@ -692,7 +694,9 @@ class C16PeriodicReport(BehaviourCheck):
 
     title = "periodic report"
     area = "meter behaviour"
-    key_measurements: list[str] = key_measurements("household_interval_error_max_s", "basic_report_size_max_bytes", "uplink_size_max_bytes")
+    key_measurements: list[str] = key_measurements(
+        "household_interval_error_max_s", "basic_report_size_max_bytes", "uplink_size_max_bytes"
+    )
 
     schedules: list[Literal["household", "leak", "large_meter", "large_meter_intensive"]] = Field(
         ["household", "leak", "large_meter", "large_meter_intensive"], min_length=1, description="run these"
