@@ -858,6 +858,14 @@ class PlanProfile(StrictModel):
             raise ValueError(f"behaviour_level {value} is not one of the plan's levels {levels}")
         return value
 
+    def run_levels(self, check: str) -> list[Level]:
+        """The levels `check` runs at: every plan level (`all`), else the behaviour level (`one`; a level-free
+        check that asks for a level gets it too), plus the `extra_levels` the plan lists ("one, and CE2")."""
+        entry = getattr(self.checks, check)
+        levels = list(self.levels) if entry.levels == "all" else [self.behaviour_level]
+        extra = getattr(entry, "extra_levels", [])
+        return levels + [level for level in extra if level in self.levels and level not in levels]
+
     @model_validator(mode="after")
     def _warn_on_doubtful_figures(self) -> PlanProfile:
         stagger = self.checks.C4
