@@ -426,6 +426,8 @@ class C3ReleaseAssist(LevelCheck):
     reports: int = Field(3, ge=1, description="reports observed, judged on the worst")
     connected_threshold_ma: float = Field(10, gt=0, description="windowed average below this = released")
     average_window_s: Seconds = Field(0.5, description="averaging window of the release detector")
+    wake_above_ma: float = Field(0.5, gt=0, description="a report's charge runs from the current's first rise above")
+    floor_above_ma: float = Field(0.1, gt=0, description="to its last time above this (then back at the floor)")
 
     @model_validator(mode="after")
     def _tail_below_timer(self) -> C3ReleaseAssist:
@@ -448,6 +450,9 @@ class C5Psm(LevelCheck):
     wakes: int = Field(5, ge=1, description="wakes observed for re-attaches")
     log_window_s: Seconds = Field(60, description="data-logger time inside PSM")
     reattaches_max: int = Field(0, ge=0, description="attaches allowed on wake")
+    psm_entry_within_s: Seconds = Field(600, description="report to +NPSMR:1 counted as a PSM entry (T3324 and more)")
+    wake_quiet_s: Seconds = Field(300, description="a pause this long ends a report's exchange: the next uplink wakes")
+    module_off_below_ua: float = Field(0.5, gt=0, description="module rail below this: the module is unpowered")
 
 
 class C8AttachGuard(OnceCheck):
@@ -485,6 +490,8 @@ class C21aStorage(OnceCheck):
     duration_s: Seconds = Field(DAY_S, description="time in storage mode")
     average_max_ua: float = Field(20, gt=0, description="average current, the meter floor limit")
     searches_max: int = Field(0, ge=0, description="search bursts allowed")
+    search_burst_above_ma: float = Field(5, gt=0, description="period means above this are a search burst")
+    wake_report_max_s: Seconds = Field(3600, description="wake trigger to the first report at the platform")
 
 
 class C21bSearchBackoff(OnceCheck):
@@ -500,6 +507,7 @@ class C21bSearchBackoff(OnceCheck):
     cap_s: Seconds = Field(DAY_S, description="longest interval")
     tolerance_fraction: float = Field(0.10, ge=0, lt=1, description="per interval")
     intervals: int = Field(10, ge=2, description="intervals judged (8 doublings then 2 at the cap)")
+    search_burst_above_ma: float = Field(5, gt=0, description="period means above this are a search burst")
 
     @model_validator(mode="after")
     def _cap_above_first(self) -> C21bSearchBackoff:
@@ -534,6 +542,7 @@ class B1BatteryLife(LevelCheck):
     record_s: Seconds = Field(DAY_S, description="data-logger record at each level")
     point_reads_per_month: float = Field(1, ge=0, description="added at their measured charge")
     valve_operations_per_month: float = Field(1, ge=0, description="added at their measured charge")
+    event_window_s: Seconds = Field(180, description="data-log window of one report (its events are differences)")
 
 
 class C4Stagger(BehaviourCheck):
@@ -687,6 +696,8 @@ class C15Maintenance(OnceCheck):
     severity: Severity = Field("critical", description=SEVERITY)
     lockout_tries: int = Field(5, ge=1, description="wrong passwords before the lock-out")
     lockout_s: Seconds = Field(600, description="lock-out length")
+    lockout_tolerance_s: float = Field(10, ge=0, description="the lock-out ends within lockout_s +- this")
+    log_match_s: Seconds = Field(60, description="a step's log entry within this of the step (meter clock)")
 
 
 class C16PeriodicReport(BehaviourCheck):
@@ -784,6 +795,7 @@ class C20Valve(BehaviourCheck):
 
     operations: list[Literal["open", "close"]] = Field(["open", "close"], min_length=1, description="sent")
     response_max_s: Seconds = Field(DAY_S, description="queue to answer")
+    motor_above_ma: float = Field(130, gt=0, description="supply means above this at the wake are the valve motor")
 
 
 def _check(model: type[Check]) -> Any:
