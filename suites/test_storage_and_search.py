@@ -86,10 +86,10 @@ def set_behaviour_level(bench: Bench, plan: PlanProfile, measure: Recorder) -> N
 class StoredRecord:
     """What the data log of the storage period leaves: sums, the peak, burst starts and the trace."""
 
+    bursts: BurstStarts
     total_a: float = 0.0
     periods: int = 0
     peak_a: float = 0.0
-    bursts: BurstStarts
     plot_start_s: float | None = None
     plot_means_a: list[np.ndarray] = field(default_factory=list)
 

@@ -19,6 +19,7 @@ from rig.profiles.plan import PlanProfile, load_plan
 from rig.report import allure_cli, allure_files, battery, certificate
 from rig.report.allure_files import Attachment
 
+SHORT = {certificate.NOT_AT_LEVEL: "-", certificate.INCONCLUSIVE: "inconcl."}  # the summary's 8-wide columns
 RUN_RECORD = "run.json"
 IDENTITIES = "instruments.json"
 REPORT_PREFIX = "rig.report."
@@ -169,11 +170,13 @@ def summary_text(outputs: ReportOutputs, run: Path) -> str:
         if row.level_free:
             cells = f"{certificate.SYMBOL[row.cells[certificate.ONCE].outcome]} ({certificate.LEVEL_FREE})"
         else:
-            cells = "  ".join(f"{certificate.SYMBOL[row.cells[level].outcome]:<8}" for level in matrix.levels)
+            cells = "  ".join(f"{SHORT.get(row.cells[level].outcome, certificate.SYMBOL[row.cells[level].outcome]):<8}"
+                              for level in matrix.levels)
         lines.append(f"{row.check + ' ' + row.title:<{width}}  {cells}".rstrip())
     for life in outputs.lives:
         limit = f" (limit {life.limit_years:g})" if life.limit_years is not None else " (recorded)"
         lines.append(f"battery {life.level}: {life.years:.1f} years{limit}")
+    lines.append("-: not run at this level (the plan runs the check at another level)")
     lines.append(f"verdict: {certificate.summary_line(matrix)}  plan {matrix.plan_name} {matrix.plan_version}")
     lines.append(f"run: {run}")
     lines.append(f"certificate: {outputs.files['md']} (.csv, .html)")
