@@ -1,19 +1,21 @@
 """`python -m rig`: run the certification campaign (`certify`), rebuild a run's report (`report`), or start
-the twin alone (`sim`)."""
+the twin alone (`sim`). Exit codes: rig/exit_codes.py (0 PASS, 1 FAIL, 2 usage or profile error,
+3 INCOMPLETE or interrupted, 4 rig crash)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from datetime import datetime
 from pathlib import Path
 
+from rig import exit_codes
 from rig.profiles.bench import BenchProfile
 from rig.profiles.device import DeviceProfile
 from rig.profiles.loader import ProfileError, load_model
 from rig.profiles.plan import load_plan
 from rig.report.build import IDENTITIES, RunError, RunRecord, build_report, summary_text
-from rig.report.certificate import VERDICT_FAIL
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ROOT / "profiles"
@@ -61,10 +63,11 @@ def certify(args: argparse.Namespace) -> int:
         load_plan(args.plan)
     except ProfileError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return exit_codes.USAGE
     if args.list:
-        code = int(pytest.main(suite_args(args) + ["--list-checks", "-q", "--collect-only"]))
-        return 0 if code == pytest.ExitCode.NO_TESTS_COLLECTED else code  # the listing deselects every test
+        code = pytest.main(suite_args(args) + ["--list-checks", "-q", "--collect-only"])
+        listed = code == pytest.ExitCode.NO_TESTS_COLLECTED  # the listing deselects every test
+        return exit_codes.PASS if listed else exit_codes.certify_code(code, None)
     run = new_run_directory(args.results, device.name)
     RunRecord(args.bench, args.device, args.plan, args.seed).write(run)
     pytest_args = suite_args(args) + [
@@ -75,9 +78,10 @@ def certify(args: argparse.Namespace) -> int:
         f"--identities={run / IDENTITIES}",
         *args.pytest_args,
     ]
-    exit_code = int(pytest.main(pytest_args))
-    report_code = report_run(run, args.results)
-    return exit_code or report_code
+    pytest_code = pytest.main(pytest_args)
+    if pytest_code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("error: the selection matched no check (see --checks, -k)", file=sys.stderr)
+    return exit_codes.certify_code(pytest_code, report_run(run, args.results))
 
 
 def suite_args(args: argparse.Namespace) -> list[str]:
@@ -96,24 +100,24 @@ def suite_args(args: argparse.Namespace) -> list[str]:
     ]
 
 
-def report_run(run: Path, results: Path) -> int:
-    """Build the run's certificate and HTML report and print the summary: 0 unless the verdict is FAIL (1)
-    or the run cannot be read (2)."""
+def report_run(run: Path, results: Path) -> str | None:
+    """Build the run's certificate and HTML report, print the summary and return the verdict (None, with
+    the reason printed, when the run cannot be read)."""
     try:
         outputs = build_report(run, results / "history.jsonl")
     except (RunError, ProfileError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return None
     print(summary_text(outputs, run))
-    return 1 if outputs.matrix.verdict == VERDICT_FAIL else 0
+    return outputs.matrix.verdict
 
 
 def report(args: argparse.Namespace) -> int:
     run = args.run if args.run is not None else args.results / "latest"
     if not run.is_dir():
         print(f"error: no run directory {run}", file=sys.stderr)
-        return 2
-    return report_run(run.resolve(), args.results)
+        return exit_codes.USAGE
+    return exit_codes.verdict_code(report_run(run.resolve(), args.results))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,5 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     _certify_parser(subparsers)
     _report_parser(subparsers)
     subparsers.add_parser("sim", help="start the twin on its own and print every endpoint (see `sim --help`)")
-    args = parser.parse_args(argv)
-    return report(args) if args.command == "report" else certify(args)
+    args = parser.parse_args(argv)  # a usage error exits 2 here
+    try:
+        return report(args) if args.command == "report" else certify(args)
+    except KeyboardInterrupt:
+        print("interrupted: the run is incomplete", file=sys.stderr)
+        return exit_codes.INCOMPLETE
+    except Exception:  # a rig crash: its traceback, and a code of its own
+        traceback.print_exc()
+        return exit_codes.CRASH

@@ -26,7 +26,6 @@ RECORD_PERIOD_S = 1.0
 CHUNK_PERIODS = 3600  # an hour of 1 s periods per fetch: the day is never held in memory
 PLOT_BIN_S = 60.0
 EVENT_PERIOD_S = 0.01
-EVENT_WINDOW_S = 180.0  # report, downlinks, response, T3324 and PSM entry, at CE2 too
 EVENT_LEAD_S = 600.0  # without a near-end port: the record starts this long before the scheduled report
 REPORT_WITHIN_S = 120.0
 BASELINE_REPORTS = 2
@@ -54,17 +53,18 @@ def report_window(meter: MeterSession, plan: PlanProfile) -> tuple[EnergyTally, 
     before the next scheduled report. Windows are the same length, so their differences are the events.
     """
     clock, supply = meter.bench.clock, meter.bench.supply
+    window_s = plan.checks.B1.event_window_s
     since = len(meter.platform.uplinks)
     tally = EnergyTally()
     if meter.device.parts.maintenance:
-        started_s = supply.start_data_log(EVENT_PERIOD_S, EVENT_WINDOW_S)
+        started_s = supply.start_data_log(EVENT_PERIOD_S, window_s)
         meter.maintenance.report_now()
-        stream(supply.read_data_log(started_s, EVENT_PERIOD_S, EVENT_WINDOW_S, int(EVENT_WINDOW_S)), tally)
+        stream(supply.read_data_log(started_s, EVENT_PERIOD_S, window_s, int(window_s)), tally)
     else:
         previous = reports_of(meter)[-1]
         due_s = previous.time_s + report_period_s(plan)
         clock.sleep(max(due_s - EVENT_LEAD_S - clock.now(), 0.0))
-        stream(supply.data_log(EVENT_PERIOD_S, EVENT_LEAD_S + EVENT_WINDOW_S, int(EVENT_WINDOW_S)), tally)
+        stream(supply.data_log(EVENT_PERIOD_S, EVENT_LEAD_S + window_s, int(window_s)), tally)
     report = meter.wait_for_report(REPORT_WITHIN_S, since=since)
     if report is None or report.time_s >= (tally.first_s or 0.0) + tally.duration_s:
         return tally, None
@@ -107,7 +107,7 @@ def monthly_events_uah(meter: MeterSession, plan: PlanProfile, measure: Recorder
     valid = [value for value in baseline if not math.isnan(value)]
     baseline_uah = sum(valid) / len(valid) if valid else float("nan")
     measure("report_charge_uah", round(baseline_uah, 1), "uAh",
-            note=f"mean of {len(valid)} report windows of {EVENT_WINDOW_S:g} s with nothing queued: "
+            note=f"mean of {len(valid)} report windows of {b1.event_window_s:g} s with nothing queued: "
                  + ", ".join(f"{value:.1f}" for value in baseline))
     if math.isnan(baseline_uah):
         return float("nan")

@@ -81,7 +81,6 @@ QUERY_SHARE = 1 / 3
 LOG_PERIOD_S = 0.1
 LOG_BEFORE_WAKE_S = 120.0
 LOG_AFTER_WAKE_S = 240.0
-MOTOR_ABOVE_A = 0.13
 
 
 def queue(meter: MeterSession, message: dict) -> Ticket:
@@ -296,9 +295,9 @@ def test_c20_valve_opens_and_closes_where_the_profile_allows_and_refuses_where_n
         wanted = state_required or state_before
         measure(f"{action}_valve_in_next_report", state_after, note=f"required: {wanted}")
         measure(f"{action}_state_as_required", int(state_after == wanted), "", low=1)
-        pulse_s = longest_pulse_s(trace.amps, trace.period_s, MOTOR_ABOVE_A)
+        pulse_s = longest_pulse_s(trace.amps, trace.period_s, c20.motor_above_ma * 1e-3)
         measure(f"{action}_motor_pulse_s", round(pulse_s, 1), "s",
-                note=f"longest run of {LOG_PERIOD_S:g} s supply means above {MOTOR_ABOVE_A * 1e3:.0f} mA at the wake")
+                note=f"longest run of {LOG_PERIOD_S:g} s supply means above {c20.motor_above_ma:g} mA at the wake")
         marks = {"answered": ticket.answered_at} if ticket.answered_at is not None else {}
         allure.attach(trace_png(trace, f"C20 {action}: supply around the wake", marks), f"supply, {action}",
                       allure.attachment_type.PNG)

@@ -30,8 +30,6 @@ from rig.profiles.plan import PlanProfile
 
 AFTER_REPORT_S = 600.0  # the report's exchange is over: the MCU is free for module commands
 SEPARATION_S = 180.0  # between the steps whose log entries are told apart by their time
-LOG_MATCH_S = 60.0  # a step's log entry within this of the step (meter clock)
-LOCKOUT_MARGIN_S = 10.0  # the right password is tried this long before and after the plan's lock-out ends
 CONFIG_PROBE_KEY = "pressure_high_kpa"  # a setting of table 4-2 no report schedule depends on
 CONFIG_BEFORE_LOGIN = 987  # written before the login: must not be there afterwards
 CONFIG_STEP = 50
@@ -143,7 +141,7 @@ def judge_lockout(driver: MaintenanceDriver, clock: Clock, device: DeviceProfile
             note="; ".join(t or "accepted" for t in tries))
     locked_s = clock.now()
     probes: list[tuple[float, str | None]] = []  # (s after the last wrong try, refusal or None: accepted)
-    for offset_s in (0.0, c15.lockout_s - LOCKOUT_MARGIN_S, c15.lockout_s + LOCKOUT_MARGIN_S):
+    for offset_s in (0.0, c15.lockout_s - c15.lockout_tolerance_s, c15.lockout_s + c15.lockout_tolerance_s):
         clock.sleep(max(locked_s + offset_s - clock.now(), 0.0))
         probes.append((clock.now() - locked_s, refused(lambda: driver.login(right))))
         if probes[-1][1] is None:
@@ -153,10 +151,10 @@ def judge_lockout(driver: MaintenanceDriver, clock: Clock, device: DeviceProfile
     summary = "; ".join(f"{at_s:.0f} s: {refusal or 'accepted'}" for at_s, refusal in probes)
     measure("locked_out_after_tries", int(bool(held) and held[0] == probes[0][0]), "", low=1,
             note="the right password refused right after the last wrong one")
-    measure("lockout_held_s", round(max(held, default=0.0), 1), "s", low=c15.lockout_s - LOCKOUT_MARGIN_S,
+    measure("lockout_held_s", round(max(held, default=0.0), 1), "s", low=c15.lockout_s - c15.lockout_tolerance_s,
             note=f"the last probe with the right password still refused ({summary})")
     measure("lockout_released_by_s", round(released[0], 1) if released else "never", "s",
-            high=c15.lockout_s + LOCKOUT_MARGIN_S, note="the first probe with the right password accepted")
+            high=c15.lockout_s + c15.lockout_tolerance_s, note="the first probe with the right password accepted")
 
 
 @pytest.mark.check("C15")
@@ -184,7 +182,8 @@ def test_c15_maintenance_reads_and_sets_behind_a_password_with_a_lockout(
             judge_module_parameters(driver, measure)
             log = driver.logs()
             wrong_meter_s = clock_map.meter_time(wrong_s)
-            logged = entries_between(log, wrong_meter_s - LOG_MATCH_S, wrong_meter_s + LOG_MATCH_S,
+            match_s = plan.checks.C15.log_match_s
+            logged = entries_between(log, wrong_meter_s - match_s, wrong_meter_s + match_s,
                                      device_profile.logs.maintenance_module)
             if wrong_refusal is None:
                 measure("wrong_password_logged", "no refusal to log", low=1, note="the wrong password was accepted")

@@ -28,15 +28,12 @@ from rig.profiles.plan import DAY_S, PlanProfile
 from rig.report.plots import trace_png
 
 SPARE_REPORT_PERIODS = 2  # budget: twice the wakes plus this many report periods, for days whose report fails
-QUIET_S = 300.0  # a report's exchange has no pause this long; the next wake starts after one
-PSM_ENTRY_WITHIN_S = 600.0  # report received to +NPSMR:1: T3324 of a meter is seconds to a few minutes
 PSM_SETTLE_S = 5.0  # after +NPSMR:1, before logging the floor
 FLOOR_PERIOD_S = 1.0
 WATCH_PERIOD_S = 1.0  # module rail between reports: each period's minimum shows a power cut however short
 WATCH_PAST_NEXT_REPORT_S = 900.0  # the rail is watched until this long after the next report is due
 CHUNK_PERIODS = 3600  # an hour of 1 s periods per fetch: a day is never held in memory
 PLOT_BIN_S = 60.0
-MODULE_OFF_A = 0.5e-6  # a powered module draws more even in PSM; an unpowered rail reads the offset (tens of nA)
 POWER_ON_BANNER = "REBOOT_CAUSE_SECURITY_PMU_POWER_ON_RESET"
 BOOT_BANNER = re.compile(r"^REBOOT_CAUSE_")
 UPLINK_COMMAND = re.compile(r"^AT\+(QLWULDATA|QLWULDATAEX|NMGS|NMGSEXT|NSOST|NSOSTF|NSOSD|QLWSEND|MIPLNOTIFY)=")
@@ -70,7 +67,7 @@ def attach_sequences(lines: list[MonitorLine]) -> list[MonitorLine]:
     return found
 
 
-def next_wake_attempt(lines: list[MonitorLine], after_s: float, quiet_s: float = QUIET_S) -> MonitorLine | None:
+def next_wake_attempt(lines: list[MonitorLine], after_s: float, quiet_s: float) -> MonitorLine | None:
     """The MCU's first uplink command after the monitor fell quiet for `quiet_s` (the sleep) following `after_s`."""
     previous_s, slept = after_s, False
     for line in lines:
@@ -83,7 +80,7 @@ def next_wake_attempt(lines: list[MonitorLine], after_s: float, quiet_s: float =
     return None
 
 
-def sleeps(lines: list[MonitorLine], reports: list[Uplink]) -> list[tuple[float, float]]:
+def sleeps(lines: list[MonitorLine], reports: list[Uplink], quiet_s: float) -> list[tuple[float, float]]:
     """From each report that another follows to the next wake's first uplink attempt: the sleep and the wake-up.
 
     What the meter does after a failed attempt (retries, resets, the exception flow) belongs to C7-C10,
@@ -91,7 +88,7 @@ def sleeps(lines: list[MonitorLine], reports: list[Uplink]) -> list[tuple[float,
     """
     found = []
     for report, following in zip(reports, reports[1:], strict=False):
-        attempt = next_wake_attempt(lines, report.time_s)
+        attempt = next_wake_attempt(lines, report.time_s, quiet_s)
         end_s = attempt.time_s if attempt is not None and attempt.time_s <= following.time_s else following.time_s
         found.append((report.time_s, end_s))
     return found
@@ -136,17 +133,17 @@ class PsmWatch:
         self.psm_entries: list[MonitorLine | None] = []
         self.floors: list[EnergyTally] = []
         self.rail_floors: list[EnergyTally] = []
-        self.off_spans = OffSpans(MODULE_OFF_A)
+        self.off_spans = OffSpans(plan.checks.C5.module_off_below_ua * 1e-6)
         self.first_floor: Decimator | None = None
         self.first_cycle: Decimator | None = None
 
     def wait_for_psm(self, report: Uplink, npsmr: bool) -> MonitorLine | None:
         """`+NPSMR:1` after the report; without the URC enabled, the longest PSM entry time passes instead."""
         if not npsmr:
-            self.clock.sleep(max(report.time_s + PSM_ENTRY_WITHIN_S - self.clock.now(), 0.0))
+            self.clock.sleep(max(report.time_s + self.plan.checks.C5.psm_entry_within_s - self.clock.now(), 0.0))
             return None
         mark = index_at(self.monitor, report.time_s)
-        timeout_s = max(report.time_s + PSM_ENTRY_WITHIN_S - self.clock.now(), 0.0)
+        timeout_s = max(report.time_s + self.plan.checks.C5.psm_entry_within_s - self.clock.now(), 0.0)
         return self.monitor.wait_for(r"^\+NPSMR:1$", timeout_s, sender=MODULE, mark=mark)
 
     def cycle(self, report: Uplink, last: bool) -> None:
@@ -198,14 +195,14 @@ def network_attaches(bench: Bench, intervals: list[tuple[float, float]]) -> int 
 def record_watch(watch: PsmWatch, plan: PlanProfile, measure: Recorder) -> None:
     c5 = plan.checks.C5
     monitor = watch.monitor
-    intervals = sleeps(monitor.lines, watch.reports)
+    intervals = sleeps(monitor.lines, watch.reports, c5.wake_quiet_s)
     in_sleeps = [line for line in monitor.lines if inside(line.time_s, intervals)]
     measure("wakes_observed", len(intervals), "", low=c5.wakes,
             note="sleeps from a report to the next wake's first uplink attempt")
     if mcu_enables_npsmr(monitor):
         entered = sum(1 for line in watch.psm_entries if line is not None)
         measure("psm_entries", entered, "", low=len(watch.reports),
-                note=f"+NPSMR:1 within {PSM_ENTRY_WITHIN_S:.0f} s of each of {len(watch.reports)} reports")
+                note=f"+NPSMR:1 within {c5.psm_entry_within_s:.0f} s of each of {len(watch.reports)} reports")
     else:
         measure("psm_entries", "n/a", note="the MCU never enables AT+NPSMR=1: PSM judged by the current alone")
     floors_ua = [tally.floor_a * 1e6 for tally in watch.floors]
@@ -219,13 +216,13 @@ def record_watch(watch: PsmWatch, plan: PlanProfile, measure: Recorder) -> None:
         measure("module_psm_ua", "n/a", note="no module rail on this bench or meter: module current not measured")
     else:
         rails_ua = [tally.floor_a * 1e6 for tally in watch.rail_floors]
-        off = [value for value in rails_ua if value < MODULE_OFF_A * 1e6]
+        off = [value for value in rails_ua if value < c5.module_off_below_ua]
         measure("module_psm_ua", round(max(rails_ua), 2), "uA", high=c5.module_psm_max_ua,
                 note=f"worst of {len(rails_ua)} windows: " + ", ".join(f"{value:.2f}" for value in rails_ua)
                 + (f"; {len(off)} with the module unpowered" if off else ""))
         rail_cuts = sum(1 for start_s in watch.off_spans.first_off_s if inside(start_s, intervals))
         measure("module_rail_power_cuts", rail_cuts, "",
-                note=f"drops below {MODULE_OFF_A * 1e6:g} uA on the module rail during the sleeps")
+                note=f"drops below {c5.module_off_below_ua:g} uA on the module rail during the sleeps")
     banners = power_on_banners(in_sleeps)
     measure("module_power_on_banners", len(banners), "", note="power-on boot banners during the sleeps")
     measure("module_power_cycles", max(len(banners), rail_cuts), "", high=0,
@@ -343,7 +340,7 @@ def test_c5_bare_module_sleeps_in_psm_and_stays_attached(bare_module: DeviceProf
             if not module_send_datagram(module):
                 measure(f"wake_{wake}_connected", 0, "", low=1, note="no +CSCON:1 after the datagram")
             if module.clock.wait_until(lambda m=mark: any(line.text == "+NPSMR:1" for line in module.history[m:]),
-                                       PSM_ENTRY_WITHIN_S):
+                                       c5.psm_entry_within_s):
                 entries += 1
             module.clock.sleep(PSM_SETTLE_S)
             floor = EnergyTally()

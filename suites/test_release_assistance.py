@@ -20,8 +20,6 @@ SETTLE_S = 120.0
 RECORD_S = 150.0
 PERIOD_S = 0.01
 REPORT_WITHIN_S = 100.0
-AWAKE_A = 0.5e-3
-FLOOR_A = 0.1e-3
 EXCHANGE_END = r"^(\+QLWULDATASTATUS:4|\+NSMI:SENT|\+NNMI:)"
 
 
@@ -46,7 +44,7 @@ def one_report(meter: MeterSession, plan: PlanProfile, measure: Recorder, number
     if releases:
         measure(f"report_{number}_tail_cscon_s", round(releases[0].time_s - exchange_end_s, 3), "s",
                 note="end of last exchange to +CSCON:0 on the monitor")
-    woke_s, slept_s = trace.first_above(AWAKE_A), trace.last_above(FLOOR_A)
+    woke_s, slept_s = trace.first_above(c3.wake_above_ma * 1e-3), trace.last_above(c3.floor_above_ma * 1e-3)
     if woke_s is not None and slept_s is not None:
         measure(f"report_{number}_charge_uah", round(trace.charge_uah(woke_s, slept_s), 1), "uAh",
                 note="wake to floor")

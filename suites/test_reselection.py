@@ -387,7 +387,7 @@ def test_c2b_meter_reports_through_another_earfcn_when_its_cell_fades(meter_radi
     allure.attach(radio.monitor.excerpt(mark), "after the fade: AT monitor", allure.attachment_type.TEXT)
     locks = sorted({line.text for line in radio.monitor.commands() if line.text.startswith("AT+NEARFCN")})
     measure("earfcn_lock_commands", ", ".join(locks) or "none", note="AT+NEARFCN seen on the monitor since boot")
-    measure("report_after_fade_s", round(report.time_s - faded_s, 1) if report else float("nan"), "s",
+    measure("report_after_fade_s", round(report.time_s - faded_s, 1) if report else "none", "s",
             high=within_s, note=f"only {label(c)} on air")
     if report is None:
         measure.judge()
@@ -590,7 +590,7 @@ def test_c2b_bare_module_camps_on_another_earfcn_when_its_cell_fades(bare_module
     found_s = bare_module.wait_camped_on(c, within_s)
     after = bare_module.camped()
     measure("camped_after_fade", label(after.cell), note=f"C is {label(c)}")
-    measure("camped_earfcn", after.earfcn if after.earfcn is not None else float("nan"), "", low=c.earfcn,
+    measure("camped_earfcn", after.earfcn if after.earfcn is not None else "none", "", low=c.earfcn,
             high=c.earfcn)
     measure("registered", int(after.registered), "", low=1)
     measure("camped_after_fade_s", round(found_s - faded_s, 2) if found_s is not None else float("nan"), "s",

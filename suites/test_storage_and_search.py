@@ -15,7 +15,7 @@ import allure
 import numpy as np
 import pytest
 
-from fixtures.checks import Recorder, module_rail, power_on_until_first_report
+from fixtures.checks import Recorder, module_rail, not_applicable, power_on_until_first_report
 from rig.analysis.at_transcript import POWER_ON_CAUSE
 from rig.analysis.rail import RAIL_OFF_A
 from rig.analysis.trace import Trace
@@ -37,8 +37,6 @@ STORAGE_SETTLE_S = 600.0  # from STORAGE ON to the start of the record
 LOG_PERIOD_S = 1.0
 LOG_CHUNK_PERIODS = 21_600  # 6 h a chunk: memory stays bounded whatever the duration
 PLOT_BIN_S = 60.0
-SEARCH_BURST_A = 5e-3  # "a few mA": searching draws tens of mA; MCU wakes, idle and paging stay below
-WAKE_REPORT_WITHIN_S = 3600.0  # ours: the wake trigger to a report at the platform
 BOOT_WITHIN_S = 8 * 3600.0  # a meter powers its module after at most its power-on stagger
 
 
@@ -46,7 +44,7 @@ BOOT_WITHIN_S = 8 * 3600.0  # a meter powers its module after at most its power-
 class BurstStarts:
     """Streams data-log chunks and keeps only when each burst above `threshold_a` (period means) starts."""
 
-    threshold_a: float = SEARCH_BURST_A
+    threshold_a: float
     above: bool = False
     starts_s: list[float] = field(default_factory=list)
 
@@ -88,10 +86,10 @@ def set_behaviour_level(bench: Bench, plan: PlanProfile, measure: Recorder) -> N
 class StoredRecord:
     """What the data log of the storage period leaves: sums, the peak, burst starts and the trace."""
 
+    bursts: BurstStarts
     total_a: float = 0.0
     periods: int = 0
     peak_a: float = 0.0
-    bursts: BurstStarts = field(default_factory=BurstStarts)
     plot_start_s: float | None = None
     plot_means_a: list[np.ndarray] = field(default_factory=list)
 
@@ -132,13 +130,13 @@ def test_c21a_storage_mode_holds_the_floor_without_searching_and_the_wake_trigge
     measure("storage_mode_accepted", 1, "", low=1, note="over the near-end port")
     bench.clock.sleep(STORAGE_SETTLE_S)
     mark = meter.monitor.mark() if meter.monitor is not None else 0
-    record = StoredRecord()
+    record = StoredRecord(BurstStarts(c21a.search_burst_above_ma * 1e-3))
     for chunk in bench.supply.data_log(LOG_PERIOD_S, c21a.duration_s, LOG_CHUNK_PERIODS):
         record.feed(chunk)
     measure("average_ua", round(record.average_a * 1e6, 2), "uA", high=c21a.average_max_ua,
             note=f"supply data log, {c21a.duration_s:.0f} s at {LOG_PERIOD_S:g} s periods")
     measure("search_bursts", len(record.bursts.starts_s), "", high=c21a.searches_max,
-            note=f"periods averaging above {SEARCH_BURST_A * 1e3:g} mA, counted by their starts")
+            note=f"periods averaging above {c21a.search_burst_above_ma:g} mA, counted by their starts")
     measure("peak_ma", round(record.peak_a * 1e3, 3), "mA", note="highest period maximum")
     if meter.monitor is not None:
         measure("monitor_lines_in_storage", len(meter.monitor.lines) - mark, "", note="AT traffic while stored")
@@ -156,9 +154,9 @@ def test_c21a_storage_mode_holds_the_floor_without_searching_and_the_wake_trigge
         except RigFault as fault:
             measure("wake_report_s", "not tested", note=f"no stimulus driver on this bench: {fault}")
         else:
-            report = meter.wait_for_report(WAKE_REPORT_WITHIN_S, since=uplinks)
+            report = meter.wait_for_report(c21a.wake_report_max_s, since=uplinks)
             measure("wake_report_s", round(report.time_s - woken_s, 1) if report else float("nan"), "s",
-                    high=WAKE_REPORT_WITHIN_S, note="magnet to the first report at the platform")
+                    high=c21a.wake_report_max_s, note="magnet to the first report at the platform")
     measure.judge()
 
 
@@ -201,7 +199,7 @@ def test_c21b_bare_module_in_no_coverage_backs_off_10_20_40_min_up_to_24_h(
     bench.attenuator.set_all(MAX_DB)
     measure("attenuation_every_path_db", MAX_DB, "dB", note="no coverage")
     needed = plan.checks.C21b.intervals + 1
-    bursts = BurstStarts()
+    bursts = BurstStarts(plan.checks.C21b.search_burst_above_ma * 1e-3)
     duration_s = log_s(plan)
     module = ModuleSession(bench, device_profile)
     try:
@@ -227,7 +225,7 @@ def test_c21b_meter_that_leaves_its_module_searching_backs_off_10_20_40_min_up_t
     rail = module_rail(bench, device_profile)
     analyser, source = (rail, "module rail") if rail is not None else (bench.supply, "supply")
     needed = plan.checks.C21b.intervals + 1
-    bursts, cuts = BurstStarts(), RailCuts()
+    bursts, cuts = BurstStarts(plan.checks.C21b.search_burst_above_ma * 1e-3), RailCuts()
     duration_s = BOOT_WITHIN_S + log_s(plan)
     mark = meter.monitor.mark()
     started_s = analyser.start_data_log(LOG_PERIOD_S, duration_s)
@@ -240,7 +238,7 @@ def test_c21b_meter_that_leaves_its_module_searching_backs_off_10_20_40_min_up_t
             stop = f"module power cut on the module rail at {cuts.cuts_s[0] - started_s:.0f} s after supply on"
         if stop is not None:
             measure("applicability", "not applicable", note=f"the MCU stops the module's search: {stop}")
-            pytest.skip(f"not applicable: the MCU powers the module off or stops its search ({stop})")
+            not_applicable(f"the MCU powers the module off or stops its search ({stop})")
         if len(bursts.starts_s) >= needed:
             break
     judge_intervals(bursts.starts_s, plan, measure, source)

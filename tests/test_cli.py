@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import pyvisa
 
+from rig import exit_codes
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -54,7 +56,8 @@ def test_rig_sim_prints_endpoints_that_pyvisa_can_talk_to() -> None:
 
 def test_certify_writes_a_run_and_points_latest_at_it(tmp_path: Path) -> None:
     result = run_rig("certify", "--results", str(tmp_path), "--", "--checks", "C1")
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == exit_codes.INCOMPLETE, result.stdout + result.stderr  # only C1 of the plan ran
+    assert "verdict: INCOMPLETE" in result.stdout
     latest = tmp_path / "latest"
     assert latest.is_symlink()
     run = latest.resolve()
@@ -79,3 +82,23 @@ def test_rig_sim_refuses_a_bench_without_a_twin(tmp_path: Path) -> None:
     result = run_rig("sim", "--bench", str(bench), timeout_s=30)
     assert result.returncode == 2
     assert "no 'twin' section" in result.stderr
+
+
+@pytest.mark.parametrize(("pytest_code", "verdict", "expected"), [
+    (pytest.ExitCode.OK, "PASS", 0),
+    (pytest.ExitCode.TESTS_FAILED, "FAIL", 1),
+    (pytest.ExitCode.TESTS_FAILED, "INCOMPLETE", 3),  # a broken check is a failed test to pytest
+    (pytest.ExitCode.OK, "INCOMPLETE", 3),
+    (pytest.ExitCode.INTERRUPTED, "FAIL", 3),
+    (pytest.ExitCode.INTERNAL_ERROR, "PASS", 4),
+    (pytest.ExitCode.USAGE_ERROR, None, 2),
+    (pytest.ExitCode.NO_TESTS_COLLECTED, "INCOMPLETE", 2),
+    (pytest.ExitCode.OK, None, 4),  # the run's certificate could not be built
+])
+def test_certify_maps_pytests_codes_onto_its_own(pytest_code: int, verdict: str | None, expected: int) -> None:
+    assert exit_codes.certify_code(pytest_code, verdict) == expected
+
+
+def test_certify_never_passes_a_pytest_usage_error_through(tmp_path: Path) -> None:
+    result = run_rig("certify", "--results", str(tmp_path), "--", "--no-such-option")
+    assert result.returncode == exit_codes.USAGE, result.stdout + result.stderr

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 import typing
 import warnings
 from datetime import time
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
 
+from rig.checklist import ITEMS
 from rig.profiles.loader import ProfileError
-from rig.profiles.plan import Checks, PlanProfile, PlanWarning, load_plan
+from rig.profiles.plan import Check, Checks, PlanProfile, PlanWarning, load_plan
+from rig.profiles.plan_table import checks_table
 
-SHIPPED = Path(__file__).resolve().parents[1] / "profiles" / "plans" / "white-paper-2018.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "profiles" / "plans" / "white-paper-2018.yaml"
+DOC = ROOT / "docs" / "plan-profile.md"
 
 # PROCEDURES.md's table: check id -> default `levels`
 TABLE_LEVELS = {
@@ -23,6 +29,8 @@ TABLE_LEVELS = {
     "C6": "one", "C7": "one", "C9": "one", "C10": "one", "C11": "once", "C13": "once", "C14": "once",
     "C15": "once", "C16": "one", "C17": "one", "C18": "one", "C19": "one", "C20": "one",
 }  # fmt: skip
+# PROCEDURES.md's table: the checks whose `applies` includes a bare module (C21b: "module, and meters that ...")
+TABLE_FOR_MODULES = {"C1", "C2a", "C2b", "C3", "C5", "C12", "C21b"}
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +191,39 @@ def test_every_check_of_the_procedures_table_has_its_default_levels(plan: PlanPr
     assert set(Checks.model_fields) == set(TABLE_LEVELS)
     assert {check_id: getattr(plan.checks, check_id).levels for check_id in TABLE_LEVELS} == TABLE_LEVELS
     assert all(getattr(plan.checks, check_id).enabled for check_id in TABLE_LEVELS)
+
+
+def test_the_checklist_is_read_from_the_plans_check_models() -> None:
+    assert list(ITEMS) == list(Checks.model_fields)
+    for check, field in Checks.model_fields.items():
+        item = ITEMS[check]
+        assert (item.title, item.area, item.applies) == (field.annotation.title, field.annotation.area,
+                                                         field.annotation.applies)
+    assert {check for check, item in ITEMS.items() if "module" in item.applies} == TABLE_FOR_MODULES
+
+
+def test_the_plan_page_holds_the_generated_checks_table() -> None:
+    assert checks_table() in DOC.read_text(), "regenerate it: python -m rig.profiles.plan_table"
+
+
+def test_the_plan_page_describes_every_key_of_every_check() -> None:
+    rows = {line.split(" | ")[0].removeprefix("| "): line for line in DOC.read_text().split("Each check's own keys")[1]
+            .splitlines() if line.startswith("| ")}
+    for check, field in Checks.model_fields.items():
+        own = set(field.annotation.model_fields) - set(Check.model_fields) - {"levels"}
+        assert {name for name in own if f"`{name}`" not in rows[check]} == set(), check
+
+
+def test_every_key_measurement_is_one_a_suite_measures(plan: PlanProfile) -> None:
+    """Against the names the suites and their analyses write (string literals, an f-string's fields read
+    as `*`): a renamed measurement is caught here, not in a certificate's empty cell."""
+    paths = [*(ROOT / "suites").glob("test_*.py"), *(ROOT / "rig" / "analysis").glob("*.py")]
+    source = "\n".join(path.read_text() for path in paths)
+    literals = {re.sub(r"\{[^}]*\}", "*", text) for text in re.findall(r'"([^"\s]+)"', source)}
+    measured = {name for name in literals if re.fullmatch(r"[\w*]+", name) and re.search(r"[a-z]{3}", name)}
+    for check in Checks.model_fields:
+        for key in getattr(plan.checks, check).key_measurements:
+            assert any(fnmatchcase(name, key) or fnmatchcase(key, name) for name in measured), f"{check}: {key}"
 
 
 def test_shipped_plan_starts_at_midnight_in_shanghai(plan: PlanProfile) -> None:

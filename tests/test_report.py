@@ -14,6 +14,7 @@ import matplotlib.image
 import pytest
 
 from rig.analysis.energy import battery_years
+from rig.checklist import ITEMS
 from rig.measurements import Measurement, MeasurementLog
 from rig.profiles.plan import load_plan
 from rig.report import allure_cli, certificate
@@ -44,11 +45,15 @@ KNOWN_OUTCOMES = [
 ]
 KNOWN_MEASUREMENTS = [
     Measurement("C3", "CE1", "serving_attenuation_db", 20.0, "dB"),
-    Measurement("C3", "CE1", "tail_s", 0.8, "s", high=3),
+    Measurement("C3", "CE1", "report_1_tail_s", 21.5, "s", high=3),
     Measurement("C3", "CE1", "worst_tail_s", 21.5, "s", high=3),
-    Measurement("C3", "CE0", "tail_s", 0.7, "s", high=3),
+    Measurement("C3", "CE0", "report_1_tail_s", 0.7, "s", high=3),
+    Measurement("C3", "CE0", "worst_tail_s", 0.7, "s", high=3),
+    Measurement("C3", "CE0", "charge_saved_vs_timer_uah", 270.0, "uAh"),
+    Measurement("C3", "CE2", "worst_tail_s", 0.9, "s", high=3),
     Measurement("C1", "once", "module_firmware", "V150R100C10B200SP1"),
-    Measurement("C2b", "CE1", "reported_earfcn", 2525.0, ""),
+    Measurement("C2b", "CE1", "camped_earfcn", 2525.0, "", low=2525, high=2525),
+    Measurement("C2b", "CE1", "serving_before_fade", "A"),
 ]
 
 
@@ -59,46 +64,88 @@ def test_matrix_cells_follow_the_rules_of_levels_and_combination() -> None:
     assert matrix.levels == ["CE0", "CE1", "CE2"]
     c3 = rows["C3"].cells
     assert (c3["CE0"].outcome, c3["CE1"].outcome, c3["CE2"].outcome) == ("passed", "failed", "broken")
-    assert c3["CE1"].key == "worst_tail_s = 21.5 s [<= 3 s]"  # the failing judged measurement
-    assert c3["CE0"].key == "tail_s = 0.7 s [<= 3 s]" and not c3["CE0"].shared
-    assert all(rows["C1"].cells[level].outcome == "passed" and rows["C1"].cells[level].shared
-               for level in matrix.levels)  # a level-free verdict fills every column
-    assert rows["C1"].cells["CE2"].key == "module_firmware = V150R100C10B200SP1"
-    assert [rows["C2b"].cells[level].outcome for level in matrix.levels] == ["passed"] * 3
-    c7 = rows["C7"].cells
-    assert (c7["CE0"].outcome, c7["CE0"].shared, c7["CE2"].outcome, c7["CE2"].shared) == ("passed", True, "failed",
-                                                                                          False)
+    assert c3["CE0"].keys == ("worst_tail_s = 0.7 s [<= 3 s]", "charge_saved_vs_timer_uah = 270 uAh")  # the plan's
+    assert c3["CE1"].keys == ("worst_tail_s = 21.5 s [<= 3 s]",)
+    assert c3["CE2"].partial and not c3["CE0"].partial  # a broken check's measurements are partial
     assert rows["C5"].cells["CE0"].outcome == "failed"  # the worst of the meter and module variants
     assert rows["C5"].cells["CE1"].outcome == "skipped" and rows["C5"].cells["CE2"].outcome == "not run"
-    assert rows["C8"].cells["CE0"].outcome == "not run"
     assert matrix.verdict == "FAIL"
 
 
-def test_bare_module_matrix_marks_meter_checks_not_applicable() -> None:
-    outcomes = [outcome(check, level, "passed") for check in ("C3", "C5", "C12") for level in PLAN.levels]
-    outcomes += [outcome(check, None, "passed") for check in ("C1", "C2a", "C21b")]
-    outcomes += [outcome("C2b", "CE1", "passed")]
-    matrix = build_matrix(outcomes, [], PLAN, "module-x", "module")
-    rows = {row.check: row for row in matrix.rows}
-    assert rows["C4"].cells["CE0"].outcome == "n/a" and rows["C22"].cells["CE2"].outcome == "n/a"
-    assert matrix.verdict == "PASS", certificate.render_markdown(matrix)
-
-
-def test_verdict_is_incomplete_when_a_cell_broke_or_did_not_run() -> None:
-    passed = [outcome("C3", level, "passed") for level in PLAN.levels]
-    assert build_matrix(passed, [], PLAN, "m", "meter").verdict == "INCOMPLETE"  # other checks did not run
-    assert build_matrix(passed + [outcome("C1", None, "failed")], [], PLAN, "m", "meter").verdict == "FAIL"
-
-
-def test_certificate_files_name_the_plan_and_the_verdict(tmp_path: Path) -> None:
+def test_a_check_run_at_one_level_shows_its_verdict_only_there() -> None:
     matrix = build_matrix(KNOWN_OUTCOMES, KNOWN_MEASUREMENTS, PLAN, "meter-x", "meter")
+    rows = {row.check: row for row in matrix.rows}
+    assert [rows["C2b"].cells[level].outcome for level in PLAN.levels] == [
+        "not run at this level", "passed", "not run at this level"]
+    assert rows["C2b"].cells["CE1"].key == "camped_earfcn = 2525 [2525 .. 2525]"
+    c7 = rows["C7"].cells  # "one, and CE2"
+    assert (c7["CE0"].outcome, c7["CE1"].outcome, c7["CE2"].outcome) == ("not run at this level", "passed", "failed")
+    assert [rows["C4"].cells[level].outcome for level in PLAN.levels] == [
+        "not run at this level", "not run", "not run at this level"]  # the gap is at the behaviour level only
+
+
+def test_a_level_free_check_has_one_cell() -> None:
+    matrix = build_matrix(KNOWN_OUTCOMES, KNOWN_MEASUREMENTS, PLAN, "meter-x", "meter")
+    c1 = next(row for row in matrix.rows if row.check == "C1")
+    assert c1.level_free and list(c1.cells) == ["once"]
+    assert c1.cells["once"].outcome == "passed" and c1.cells["once"].key == "module_firmware = V150R100C10B200SP1"
+    markdown = certificate.render_markdown(matrix)
+    assert ("| C1 chip power-optimised release | pass (level-free): module_firmware = V150R100C10B200SP1 | "
+            "not run at this level (level-free) | not run at this level (level-free) |") in markdown
+    assert "(one verdict)" not in markdown
+    html = certificate.render_table_html(matrix)
+    assert '<td colspan="3" style="background:#d8f0d8"><b>pass</b> <i>(level-free)</i>' in html
+    csv_rows = [line.split(",") for line in certificate.render_csv(matrix).splitlines()]
+    c1_rows = [row[3:5] for row in csv_rows if row[0] == "C1"]
+    assert c1_rows == [["once", "passed"]] + [[level, "not run at this level"] for level in PLAN.levels]
+
+
+def test_not_run_at_this_level_is_no_gap_in_the_verdict() -> None:
+    level_free = [check for check in ITEMS if getattr(PLAN.checks, check).levels == "once"]
+    outcomes = [outcome(check, None, "passed") for check in level_free]
+    outcomes += [outcome(check, level, "passed") for check in ITEMS if check not in level_free
+                 for level in PLAN.run_levels(check)]
+    matrix = build_matrix(outcomes, [], PLAN, "m", "meter")
+    assert matrix.count("not run at this level") > 0
+    assert matrix.verdict == "PASS", certificate.render_markdown(matrix)
+    assert matrix.count("passed") == len(outcomes)  # a level-free check is one cell, counted once
+
+
+def test_a_nan_key_measurement_is_inconclusive_judged_or_not() -> None:
+    outcomes = [outcome("B1", level, "passed") for level in PLAN.levels]
+    measurements = [Measurement("B1", "CE0", "projected_years", 18.0, "years", low=7),
+                    Measurement("B1", "CE1", "projected_years", float("nan"), "years", low=7),
+                    Measurement("B1", "CE2", "projected_years", float("nan"), "years")]
+    cells = next(row for row in build_matrix(outcomes, measurements, PLAN, "m", "meter").rows
+                 if row.check == "B1").cells
+    assert cells["CE0"].outcome == "passed"
+    for level in ("CE1", "CE2"):
+        assert cells[level].outcome == "inconclusive" and "projected_years" in cells[level].reason
+        assert cells[level].partial
+    assert certificate.cell_text(cells["CE2"]).startswith("inconclusive: key measurement not measured (NaN)")
+
+
+def test_unfinished_checks_measurements_stay_out_of_the_summary_figures() -> None:
+    outcomes = [outcome("B1", "CE0", "passed"), outcome("B1", "CE1", "broken"), outcome("C1", None, "inconclusive")]
+    measurements = [Measurement("B1", level, "charge_per_day_uah", 900.0, "uAh") for level in PLAN.levels]
+    measurements.append(Measurement("C1", "once", "module_firmware", "X"))
+    matrix = build_matrix(outcomes, measurements, PLAN, "m", "meter")
+    assert [(m.check, m.level) for m in matrix.settled(measurements)] == [("B1", "CE0")]
+    assert [life.level for life in project(matrix.settled(measurements), PLAN)] == ["CE0"]
+
+
+def test_certificate_files_name_the_plan_the_seed_and_the_verdict(tmp_path: Path) -> None:
+    matrix = build_matrix(KNOWN_OUTCOMES, KNOWN_MEASUREMENTS, PLAN, "meter-x", "meter", seed=7)
     paths = certificate.write_certificate(matrix, tmp_path)
     markdown, csv_text, html = (paths[suffix].read_text() for suffix in ("md", "csv", "html"))
     assert "white-paper-2018" in markdown and "2018.1" in markdown and "**FAIL" in markdown
-    assert "| C3 release assistance | pass: tail_s = 0.7 s [<= 3 s] | FAIL: worst_tail_s" in markdown
+    assert "twin seed 7" in markdown and "twin seed 7" in html and "twin seed 7" in csv_text
+    assert ("| C3 release assistance | pass: worst_tail_s = 0.7 s [<= 3 s]; charge_saved_vs_timer_uah = 270 uAh | "
+            "FAIL: worst_tail_s = 21.5 s [<= 3 s] | broken: partial: worst_tail_s = 0.9 s [<= 3 s] |") in markdown
     rows = [line.split(",") for line in csv_text.splitlines()]
-    assert rows[0][:5] == ["check", "title", "area", "level", "outcome"]
-    assert rows[1 + 3 * 4 + 2][:5] == ["C3", "release assistance", "power", "CE2", "broken"]  # C1, C2a-c before
+    assert rows[0] == ["check", "title", "area", "level", "outcome", "key_measurement", "reason", "partial"]
+    c3 = [row for row in rows if row[0] == "C3"]
+    assert [row[3:5] for row in c3] == [["CE0", "passed"], ["CE1", "failed"], ["CE2", "broken"]]
     assert rows[-1][:5] == ["overall", "white-paper-2018", "2018.1", "", "FAIL"]
     assert "<table" in html and "Certification matrix: meter-x" in html and "<script" not in html
 
@@ -148,7 +195,8 @@ def make_run(tmp_path: Path, outcomes: list[OutcomeRecord], measurements: list[M
 def test_report_rebuild_writes_certificate_battery_and_allure_extras_once(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(allure_cli, "ALLURE_BIN", tmp_path / "no-allure")  # the HTML step reports it cannot run
-    run = make_run(tmp_path, KNOWN_OUTCOMES, KNOWN_MEASUREMENTS
+    run = make_run(tmp_path, KNOWN_OUTCOMES + [outcome("B1", level, "passed") for level in PLAN.levels],
+                   KNOWN_MEASUREMENTS
                    + [Measurement("B1", level, "charge_per_day_uah", 900.0, "uAh") for level in PLAN.levels])
     for _ in range(2):
         outputs = build_report(run, tmp_path / "history.jsonl")
@@ -208,7 +256,7 @@ def test_campaign_writes_every_output_and_a_summary(campaign_run: Path) -> None:
     assert "N6705C" in (campaign_run / "instruments.json").read_text()
     rows = {line.split(",")[0] + line.split(",")[3]: line for line in (campaign_run / "certificate.csv").read_text()
             .splitlines()}
-    assert ",passed," in rows["C3CE2"] and ",not run," in rows["C8CE0"]
+    assert ",passed," in rows["C3CE2"] and ",not run," in rows["C8once"]  # C8 is level-free: one cell
 
 
 def test_rendered_report_shows_the_suites_and_the_certification_matrix(campaign_run: Path, tmp_path: Path) -> None:
@@ -231,16 +279,23 @@ def test_rendered_report_shows_the_suites_and_the_certification_matrix(campaign_
     assert pixels[..., :3].std() > 0.05  # a rendered page, not an empty shell
 
 
-def test_a_skip_declaring_the_device_out_of_scope_is_not_applicable_and_keeps_a_pass() -> None:
+def test_n_a_and_inconclusive_are_outcomes_with_their_reason() -> None:
     outcomes = [outcome(check, None, "passed") for check in ("C1", "C2a", "C8", "C11", "C13", "C14", "C15", "C21a")]
     outcomes += [outcome(check, level, "passed") for check in ("C3", "C5", "C12", "C22", "B1") for level in PLAN.levels]
     outcomes += [outcome(check, PLAN.behaviour_level, "passed") for check in
-                 ("C2b", "C2c", "C4", "C4f", "C6", "C7", "C9", "C10", "C16", "C17", "C18", "C19", "C20")]
-    out_of_scope = OutcomeRecord("C21b", None, "skipped", "meter", "not applicable: the MCU stops its search")
+                 ("C2b", "C2c", "C4", "C4f", "C6", "C9", "C10", "C16", "C17", "C18", "C19", "C20")]
+    outcomes += [outcome("C7", level, "passed") for level in PLAN.run_levels("C7")]
+    out_of_scope = OutcomeRecord("C21b", None, "n/a", "meter", "the MCU stops its search")
     other_variant = OutcomeRecord("C21b", None, "skipped", "module", "the device is a meter")
     matrix = build_matrix(outcomes + [out_of_scope, other_variant], [], PLAN, "m", "meter")
-    c21b = next(row for row in matrix.rows if row.check == "C21b")
-    assert {cell.outcome for cell in c21b.cells.values()} == {"n/a"}
+    c21b = next(row for row in matrix.rows if row.check == "C21b").cells["once"]
+    assert (c21b.outcome, c21b.reason) == ("n/a", "the MCU stops its search")
     assert matrix.verdict == "PASS", certificate.render_markdown(matrix)
     lacking = OutcomeRecord("C21b", None, "skipped", "meter", "the bench or device lacks 'attenuator'")
     assert build_matrix(outcomes + [lacking], [], PLAN, "m", "meter").verdict == "INCOMPLETE"
+    few = OutcomeRecord("C22", "CE2", "inconclusive", "meter", "250 reports counted at CE2, the plan needs 300")
+    matrix = build_matrix([o for o in outcomes if (o.check, o.level) != ("C22", "CE2")] + [few, out_of_scope], [],
+                          PLAN, "m", "meter")
+    cell = next(row for row in matrix.rows if row.check == "C22").cells["CE2"]
+    assert certificate.cell_text(cell) == "inconclusive: 250 reports counted at CE2, the plan needs 300"
+    assert matrix.verdict == "INCOMPLETE"

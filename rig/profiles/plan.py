@@ -12,7 +12,7 @@ import re
 import warnings
 from datetime import datetime, time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
@@ -25,6 +25,10 @@ Severity = Literal["blocker", "critical", "normal", "minor", "trivial"]
 DAY_S = 86400.0
 SEVERITY = "Allure severity of the check's tests"
 LEVELS_TEXT = "all = every plan level, one = the behaviour level"
+KEYS_TEXT = ("measurement names (or fnmatch patterns) the certificate's cell shows; "
+             "a NaN among them makes the cell inconclusive")
+DeviceKind = Literal["meter", "module"]
+BOTH: tuple[DeviceKind, ...] = ("meter", "module")
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 
@@ -326,9 +330,20 @@ class Battery(StrictModel):
 # --- the checks -----------------------------------------------------------------------------------------
 
 
-class Check(StrictModel):
-    """What every check shares: on/off, Allure severity, and at which levels it runs."""
+def key_measurements(*names: str) -> Any:
+    """A check's `key_measurements` field: the figures of its checklist line, shown in the certificate."""
+    return Field(list(names), min_length=1, description=KEYS_TEXT)
 
+
+class Check(StrictModel):
+    """What every check shares: its registration (title, area, the device kinds it applies to: fixed by
+    the checklist), on/off, Allure severity, at which levels it runs, and its key measurements."""
+
+    title: ClassVar[str]
+    area: ClassVar[str]
+    applies: ClassVar[tuple[DeviceKind, ...]] = ("meter",)
+
+    key_measurements: list[str] = Field(min_length=1, description=KEYS_TEXT)
     enabled: bool = Field(True, description="false skips the check with the reason 'disabled by the plan'")
     severity: Severity = Field("normal", description=SEVERITY)
 
@@ -354,6 +369,11 @@ class BehaviourCheck(LevelCheck):
 class C1Firmware(OnceCheck):
     """C1: the module runs a 3GPP uplink-power-optimised release."""
 
+    title = "chip power-optimised release"
+    area = "radio"
+    applies = BOTH
+    key_measurements: list[str] = key_measurements("module_firmware")
+
     severity: Severity = Field("critical", description=SEVERITY)
     firmware_allow_list: list[str] = Field(
         ["V150R100C10B200SP1", "V150R100C10B300SP5"],
@@ -364,6 +384,11 @@ class C1Firmware(OnceCheck):
 
 class C2aReselection(OnceCheck):
     """C2a: idle-mode reselection to the stronger cell, same and different EARFCN."""
+
+    title = "cell reselection"
+    area = "radio"
+    applies = BOTH
+    key_measurements: list[str] = key_measurements("swap_reselected", "swap_reselection_time_s")
 
     strong_rsrp_dbm: float = Field(-95.0, description="the cell the module should move to")
     weak_rsrp_dbm: float = Field(-105.0, description="the cell it starts on (still suitable)")
@@ -379,15 +404,29 @@ class C2aReselection(OnceCheck):
 class C2bNotLocked(BehaviourCheck):
     """C2b: with only another EARFCN left, the meter camps and reports there."""
 
+    title = "no frequency lock"
+    area = "radio"
+    applies = BOTH
+    key_measurements: list[str] = key_measurements("camped_earfcn", "report_after_fade_s")
+
     report_within_s: Seconds = Field(DAY_S, description="reports through the other EARFCN within this")
 
 
 class C2cSwitch(BehaviourCheck):
     """C2c: reselection on at boot; the platform's off/on switches obeyed."""
 
+    title = "reselection switch from the platform"
+    area = "radio"
+    key_measurements: list[str] = key_measurements("reselection_at_boot", "swap_off_reselected", "swap_on_reselected")
+
 
 class C3ReleaseAssist(LevelCheck):
     """C3: release assistance ends the connection at once after the last exchange."""
+
+    title = "release assistance"
+    area = "power"
+    applies = BOTH
+    key_measurements: list[str] = key_measurements("worst_tail_s", "charge_saved_vs_timer_uah")
 
     severity: Severity = Field("critical", description=SEVERITY)
     tail_max_s: Seconds = Field(3, description="last exchange to RRC release, worst report")
@@ -396,6 +435,8 @@ class C3ReleaseAssist(LevelCheck):
     reports: int = Field(3, ge=1, description="reports observed, judged on the worst")
     connected_threshold_ma: float = Field(10, gt=0, description="windowed average below this = released")
     average_window_s: Seconds = Field(0.5, description="averaging window of the release detector")
+    wake_above_ma: float = Field(0.5, gt=0, description="a report's charge runs from the current's first rise above")
+    floor_above_ma: float = Field(0.1, gt=0, description="to its last time above this (then back at the floor)")
 
     @model_validator(mode="after")
     def _tail_below_timer(self) -> C3ReleaseAssist:
@@ -407,16 +448,28 @@ class C3ReleaseAssist(LevelCheck):
 class C5Psm(LevelCheck):
     """C5: the module sleeps in PSM (stays attached) rather than being powered off."""
 
+    title = "PSM, not power-off"
+    area = "power"
+    applies = BOTH
+    key_measurements: list[str] = key_measurements("module_psm_ua", "meter_floor_ua")
+
     severity: Severity = Field("critical", description=SEVERITY)
     module_psm_max_ua: float = Field(5, gt=0, description="module current in PSM")
     meter_floor_max_ua: float = Field(20, gt=0, description="whole meter's sleep floor")
     wakes: int = Field(5, ge=1, description="wakes observed for re-attaches")
     log_window_s: Seconds = Field(60, description="data-logger time inside PSM")
     reattaches_max: int = Field(0, ge=0, description="attaches allowed on wake")
+    psm_entry_within_s: Seconds = Field(600, description="report to +NPSMR:1 counted as a PSM entry (T3324 and more)")
+    wake_quiet_s: Seconds = Field(300, description="a pause this long ends a report's exchange: the next uplink wakes")
+    module_off_below_ua: float = Field(0.5, gt=0, description="module rail below this: the module is unpowered")
 
 
 class C8AttachGuard(OnceCheck):
     """C8: after power-on the MCU lets the module search at least 5 min."""
+
+    title = "attach guard"
+    area = "radio"
+    key_measurements: list[str] = key_measurements("attach_guard_s")
 
     severity: Severity = Field("critical", description=SEVERITY)
     guard_min_s: Seconds = Field(300, description="module power-on to the MCU's first give-up")
@@ -425,6 +478,12 @@ class C8AttachGuard(OnceCheck):
 
 class C12NetworkQuality(LevelCheck):
     """C12: reports carry PCI, RSRP, SINR, ECL and EARFCN, and they are right."""
+
+    title = "network quality"
+    area = "radio"
+    applies = BOTH
+    key_measurements: list[str] = key_measurements("step_*_tracking_error_db", "readings_missing_a_field",
+                                                   "rsrp_error_db")
 
     rsrp_tolerance_db: float = Field(6, ge=0, description="absolute RSRP error, judged on a reference-calibrated bench")
     sinr_tolerance_db: float = Field(5, ge=0, description="absolute SINR error, judged on a reference-calibrated bench")
@@ -438,19 +497,31 @@ class C12NetworkQuality(LevelCheck):
 class C21aStorage(OnceCheck):
     """C21a: storage mode keeps the meter quiet and searching nothing."""
 
+    title = "storage mode"
+    area = "power"
+    key_measurements: list[str] = key_measurements("average_ua", "search_bursts")
+
     duration_s: Seconds = Field(DAY_S, description="time in storage mode")
     average_max_ua: float = Field(20, gt=0, description="average current, the meter floor limit")
     searches_max: int = Field(0, ge=0, description="search bursts allowed")
+    search_burst_above_ma: float = Field(5, gt=0, description="period means above this are a search burst")
+    wake_report_max_s: Seconds = Field(3600, description="wake trigger to the first report at the platform")
 
 
 class C21bSearchBackoff(OnceCheck):
     """C21b: without coverage the module's searches back off 10, 20, 40 min ... up to 24 h."""
+
+    title = "search backoff"
+    area = "power"
+    applies = BOTH
+    key_measurements: list[str] = key_measurements("intervals_seen")
 
     first_interval_s: Seconds = Field(600, description="first interval between searches")
     factor: float = Field(2.0, gt=1, description="growth of each interval")
     cap_s: Seconds = Field(DAY_S, description="longest interval")
     tolerance_fraction: float = Field(0.10, ge=0, lt=1, description="per interval")
     intervals: int = Field(10, ge=2, description="intervals judged (8 doublings then 2 at the cap)")
+    search_burst_above_ma: float = Field(5, gt=0, description="period means above this are a search burst")
 
     @model_validator(mode="after")
     def _cap_above_first(self) -> C21bSearchBackoff:
@@ -461,6 +532,10 @@ class C21bSearchBackoff(OnceCheck):
 
 class C22ReportSuccess(LevelCheck):
     """C22: the share of scheduled reports that arrive."""
+
+    title = "report success"
+    area = "radio"
+    key_measurements: list[str] = key_measurements("success_rate", "reports_arrived")
 
     severity: Severity = Field("critical", description=SEVERITY)
     success_min: float = Field(0.99, ge=0, le=1, description="reports arrived / scheduled")
@@ -473,14 +548,23 @@ class C22ReportSuccess(LevelCheck):
 class B1BatteryLife(LevelCheck):
     """B1: projected battery life from a day's charge; limits in `battery`."""
 
+    title = "battery life"
+    area = "power"
+    key_measurements: list[str] = key_measurements("projected_years", "charge_per_day_uah")
+
     severity: Severity = Field("critical", description=SEVERITY)
     record_s: Seconds = Field(DAY_S, description="data-logger record at each level")
     point_reads_per_month: float = Field(1, ge=0, description="added at their measured charge")
     valve_operations_per_month: float = Field(1, ge=0, description="added at their measured charge")
+    event_window_s: Seconds = Field(180, description="data-log window of one report (its events are differences)")
 
 
 class C4Stagger(BehaviourCheck):
     """C4: report time T = T1 + (n mod 200) x T3 + n2, also after a power cut."""
+
+    title = "access stagger"
+    area = "meter behaviour"
+    key_measurements: list[str] = key_measurements("own_offset_s", "reattach_offset_s")
 
     severity: Severity = Field("critical", description=SEVERITY)
     t1: ClockTime = Field(time(1, 0), description="base report time T1")
@@ -511,6 +595,10 @@ class C4Stagger(BehaviourCheck):
 class C4fFleet(OnceCheck):
     """C4f: C4's measured rule projected over a fleet; uses C4's deadline."""
 
+    title = "fleet projection"
+    area = "meter behaviour"
+    key_measurements: list[str] = key_measurements("last_first_attempt_after_t1_s", "peak_per_minute_per_cell")
+
     fleet_size: int = Field(1_000_000, ge=1, description="meters, numbered consecutively")
     cells: int = Field(1000, ge=1, description="cells the fleet spreads over evenly")
     peak_per_minute_per_cell_max: float = Field(30, gt=0, description="first attempts per minute per cell")
@@ -519,6 +607,10 @@ class C4fFleet(OnceCheck):
 class C6TimeSync(BehaviourCheck):
     """C6: the meter syncs its clock in every daily report."""
 
+    title = "time sync"
+    area = "meter behaviour"
+    key_measurements: list[str] = key_measurements("worst_residual_s")
+
     skew_s: float = Field(300, description="clock skew set over maintenance")
     residual_max_s: float = Field(5, ge=0, description="skew left after each daily report")
     days: int = Field(3, ge=1, description="days skewed and checked")
@@ -526,6 +618,10 @@ class C6TimeSync(BehaviourCheck):
 
 class C7Retry(BehaviourCheck):
     """C7: retry after 5 min, then 1 h; after the third failure wait 8 h, reset and re-attach."""
+
+    title = "retry"
+    area = "meter behaviour"
+    key_measurements: list[str] = key_measurements("retry_*_gap_s", "wait_after_last_failure_s")
 
     severity: Severity = Field("critical", description=SEVERITY)
     retry_waits_s: list[Seconds] = Field([300, 3600], min_length=1, description="waits before each retry")
@@ -537,6 +633,10 @@ class C7Retry(BehaviourCheck):
 class C9CmeError513(BehaviourCheck):
     """C9: on +CME ERROR: 513 retry after 1, 3 and 10 min, then the exception flow."""
 
+    title = "CME ERROR 513"
+    area = "meter behaviour"
+    key_measurements: list[str] = key_measurements("wait_after_513_*_s")
+
     waits_s: list[Seconds] = Field([60, 180, 600], min_length=1, description="wait after each 513")
     tolerance_fraction: float = Field(0.10, ge=0, lt=1, description="relative part of the tolerance")
     tolerance_s: float = Field(5, ge=0, description="absolute part of the tolerance")
@@ -544,6 +644,10 @@ class C9CmeError513(BehaviourCheck):
 
 class C10ExceptionFlow(BehaviourCheck):
     """C10: the exception flow's command order."""
+
+    title = "exception flow"
+    area = "meter behaviour"
+    key_measurements: list[str] = key_measurements("exception_flow_steps_in_order")
 
     expected_order: list[str] = Field(
         ["AT+NRB", "AT+CFUN=0", "AT+NCSEARFCN"], min_length=1, description="commands in this order"
@@ -555,9 +659,17 @@ class C10ExceptionFlow(BehaviourCheck):
 class C11CfunBeforePowerOff(OnceCheck):
     """C11: every module power cut the MCU makes comes after AT+CFUN=0."""
 
+    title = "CFUN before power-off"
+    area = "meter behaviour"
+    key_measurements: list[str] = key_measurements("cuts_without_cfun0_*")
+
 
 class C13Logs(OnceCheck):
     """C13: at least 30 days of logs per internal module, uploadable and downloadable."""
+
+    title = "30-day logs"
+    area = "maintenance"
+    key_measurements: list[str] = key_measurements("download_oldest_entry_age_days")
 
     severity: Severity = Field("minor", description=SEVERITY)
     operation_days: int = Field(31, ge=1, description="days run before the logs are read")
@@ -573,6 +685,10 @@ class C13Logs(OnceCheck):
 class C14Upgrades(OnceCheck):
     """C14: signed SOTA applied, bad images refused; FOTA and near-end upgrades work."""
 
+    title = "upgrades"
+    area = "security"
+    key_measurements: list[str] = key_measurements("sota_applied", "mcu_version_kept", "module_version_kept")
+
     severity: Severity = Field("critical", description=SEVERITY)
     bad_images: list[Literal["unsigned", "wrong_signature", "truncated"]] = Field(
         ["unsigned", "wrong_signature", "truncated"], description="images that must be refused"
@@ -585,13 +701,27 @@ class C14Upgrades(OnceCheck):
 class C15Maintenance(OnceCheck):
     """C15: near-end tool behind a password, with a lock-out."""
 
+    title = "near-end maintenance"
+    area = "maintenance"
+    key_measurements: list[str] = key_measurements(
+        "commands_answered_before_login", "wrong_password_refused", "locked_out_after_tries"
+    )
+
     severity: Severity = Field("critical", description=SEVERITY)
     lockout_tries: int = Field(5, ge=1, description="wrong passwords before the lock-out")
     lockout_s: Seconds = Field(600, description="lock-out length")
+    lockout_tolerance_s: float = Field(10, ge=0, description="the lock-out ends within lockout_s +- this")
+    log_match_s: Seconds = Field(60, description="a step's log entry within this of the step (meter clock)")
 
 
 class C16PeriodicReport(BehaviourCheck):
     """C16: reports on schedule, with the right content and sizes (see business_model)."""
+
+    title = "periodic report"
+    area = "meter behaviour"
+    key_measurements: list[str] = key_measurements(
+        "household_interval_error_max_s", "basic_report_size_max_bytes", "uplink_size_max_bytes"
+    )
 
     schedules: list[Literal["household", "leak", "large_meter", "large_meter_intensive"]] = Field(
         ["household", "leak", "large_meter", "large_meter_intensive"], min_length=1, description="run these"
@@ -609,6 +739,10 @@ Alarm = Literal["over_flow", "low_battery", "reverse_flow", "magnetic", "separat
 
 class C17Alarms(BehaviourCheck):
     """C17: magnetic and separation alarms at once (once a day); the others in the next report."""
+
+    title = "alarms"
+    area = "meter behaviour"
+    key_measurements: list[str] = key_measurements("magnetic_latency_s", "separation_latency_s")
 
     immediate_alarms: list[Alarm] = Field(["magnetic", "separation"], description="sent at once")
     deferred_alarms: list[Alarm] = Field(
@@ -628,6 +762,10 @@ class C17Alarms(BehaviourCheck):
 class C18PointRead(BehaviourCheck):
     """C18: a point read queued while the meter sleeps is answered."""
 
+    title = "point read"
+    area = "meter behaviour"
+    key_measurements: list[str] = key_measurements("queue_to_answer_s")
+
     response_max_s: Seconds = Field(DAY_S, description="queue to answer")
 
 
@@ -640,6 +778,10 @@ class AnswerLimit(StrictModel):
 
 class C19Configuration(BehaviourCheck):
     """C19: configuration writes and queries answered and applied."""
+
+    title = "configuration"
+    area = "meter behaviour"
+    key_measurements: list[str] = key_measurements("answered_within_*")
 
     writes: int = Field(1000, ge=1, description="writes and queries queued")
     days: int = Field(30, ge=1, description="writes spread at random over these days")
@@ -661,8 +803,13 @@ class C19Configuration(BehaviourCheck):
 class C20Valve(BehaviourCheck):
     """C20: remote open/close, executed where the device profile allows it, refused elsewhere."""
 
+    title = "valve control"
+    area = "meter behaviour"
+    key_measurements: list[str] = key_measurements("*_state_as_required")
+
     operations: list[Literal["open", "close"]] = Field(["open", "close"], min_length=1, description="sent")
     response_max_s: Seconds = Field(DAY_S, description="queue to answer")
+    motor_above_ma: float = Field(130, gt=0, description="supply means above this at the wake are the valve motor")
 
 
 def _check(model: type[Check]) -> Any:
@@ -748,6 +895,14 @@ class PlanProfile(StrictModel):
                 if rsrp < window.rsrp_min_dbm or (high is not None and rsrp >= high):
                     raise ValueError(f"checks.C12.tracking_rsrp_steps_db {step:g} puts {level} at {rsrp:g} dBm, "
                                      f"outside its window [{window.rsrp_min_dbm:g}, {high}) dBm")
+
+    def run_levels(self, check: str) -> list[Level]:
+        """The levels `check` runs at: every plan level (`all`), else the behaviour level (`one`; a level-free
+        check that asks for a level gets it too), plus the `extra_levels` the plan lists ("one, and CE2")."""
+        entry = getattr(self.checks, check)
+        levels = list(self.levels) if entry.levels == "all" else [self.behaviour_level]
+        extra = getattr(entry, "extra_levels", [])
+        return levels + [level for level in extra if level in self.levels and level not in levels]
 
     @model_validator(mode="after")
     def _warn_on_doubtful_figures(self) -> PlanProfile:

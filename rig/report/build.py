@@ -19,6 +19,7 @@ from rig.profiles.plan import PlanProfile, load_plan
 from rig.report import allure_cli, allure_files, battery, certificate
 from rig.report.allure_files import Attachment
 
+SHORT = {certificate.NOT_AT_LEVEL: "-", certificate.INCONCLUSIVE: "inconcl."}  # the summary's 8-wide columns
 RUN_RECORD = "run.json"
 IDENTITIES = "instruments.json"
 REPORT_PREFIX = "rig.report."
@@ -74,8 +75,8 @@ def environment(device: DeviceProfile, bench: BenchProfile, plan: PlanProfile, i
         "module": identity.module, "bench": bench.name, "bench.clock": bench.clock,
         "plan": f"{plan.name} {plan.version}",
     }
-    if bench.twin is not None:
-        entries["twin.seed"] = str(seed if seed is not None else bench.twin.seed)
+    if seed is not None:
+        entries["twin.seed"] = str(seed)
     entries |= {f"instrument.{role}": text for role, text in instruments.items()}
     attenuator = bench.instruments.attenuator
     if attenuator is not None and attenuator.path_loss_db:
@@ -97,6 +98,13 @@ def clear_report_results(results: Path) -> None:
             path.unlink()
 
 
+def effective_seed(record: RunRecord, bench: BenchProfile) -> int | None:
+    """The seed the twin ran with: run.json's, else the bench profile's (None on a bench without a twin)."""
+    if bench.twin is None:
+        return None
+    return record.seed if record.seed is not None else bench.twin.seed
+
+
 def first_value(measurements: list, check: str, name: str) -> str:
     found = [m.value for m in measurements if m.check == check and m.name == name]
     return str(found[0]) if found else ""
@@ -111,7 +119,9 @@ def build_report(run: Path, history: Path) -> ReportOutputs:
     outcomes_path, measurements_path = run / "outcomes.jsonl", run / "measurements.csv"
     outcomes = certificate.read_outcomes(outcomes_path) if outcomes_path.exists() else []
     measurements = read_measurements(measurements_path) if measurements_path.exists() else []
-    matrix = certificate.build_matrix(outcomes, measurements, plan, device.name, device.kind)
+    seed = effective_seed(record, bench)
+    matrix = certificate.build_matrix(outcomes, measurements, plan, device.name, device.kind, seed)
+    settled = matrix.settled(measurements)  # summary figures never use an unfinished check's measurements
     outputs = ReportOutputs(matrix, certificate.write_certificate(matrix, run))
     results = run / "allure-results"
     clear_report_results(results)
@@ -124,7 +134,7 @@ def build_report(run: Path, history: Path) -> ReportOutputs:
          Attachment("certificate.csv", outputs.files["csv"].read_bytes(), "text/csv", "csv")],
         description=certificate.summary_line(matrix), description_html=certificate.render_table_html(matrix),
         history_id="certification-matrix")
-    outputs.lives = battery.project(measurements, plan)
+    outputs.lives = battery.project(settled, plan)
     if outputs.lives:
         chart = battery.battery_chart_png(outputs.lives, plan)
         outputs.files["battery"] = run / "battery.png"
@@ -139,8 +149,8 @@ def build_report(run: Path, history: Path) -> ReportOutputs:
             description=battery.projection_markdown(outputs.lives, plan), history_id="battery-projection")
     identities_path = run / IDENTITIES
     instruments = json.loads(identities_path.read_text()) if identities_path.exists() else {}
-    entries = environment(device, bench, plan, instruments, record.seed)
-    measured_firmware = first_value(measurements, "C1", "module_firmware")
+    entries = environment(device, bench, plan, instruments, seed)
+    measured_firmware = first_value(settled, "C1", "module_firmware")
     if measured_firmware:
         entries["module.firmware (measured, C1)"] = measured_firmware
     allure_files.write_environment(results, entries)
@@ -157,11 +167,16 @@ def summary_text(outputs: ReportOutputs, run: Path) -> str:
     lines = ["", "=" * 20 + " certification summary " + "=" * 20,
              f"{'item':<{width}}  " + "  ".join(f"{level:<8}" for level in matrix.levels)]
     for row in matrix.rows:
-        cells = "  ".join(f"{certificate.SYMBOL[row.cells[level].outcome]:<8}" for level in matrix.levels)
-        lines.append(f"{row.check + ' ' + row.title:<{width}}  {cells}")
+        if row.level_free:
+            cells = f"{certificate.SYMBOL[row.cells[certificate.ONCE].outcome]} ({certificate.LEVEL_FREE})"
+        else:
+            cells = "  ".join(f"{SHORT.get(row.cells[level].outcome, certificate.SYMBOL[row.cells[level].outcome]):<8}"
+                              for level in matrix.levels)
+        lines.append(f"{row.check + ' ' + row.title:<{width}}  {cells}".rstrip())
     for life in outputs.lives:
         limit = f" (limit {life.limit_years:g})" if life.limit_years is not None else " (recorded)"
         lines.append(f"battery {life.level}: {life.years:.1f} years{limit}")
+    lines.append("-: not run at this level (the plan runs the check at another level)")
     lines.append(f"verdict: {certificate.summary_line(matrix)}  plan {matrix.plan_name} {matrix.plan_version}")
     lines.append(f"run: {run}")
     lines.append(f"certificate: {outputs.files['md']} (.csv, .html)")

@@ -1,12 +1,13 @@
-"""The certification matrix: checklist item x coverage level, each cell a verdict and its key measurement.
+"""The certification matrix: checklist item x coverage level, each cell a verdict and its key measurements.
 
 Built only from what a run recorded (`outcomes.jsonl` and `measurements.csv`), never from logs. A check
-that runs at one level (`one`) or level-free (`once`) fills every column with its verdict; a level it
-also ran at on its own (C7 at CE2) keeps its own verdict. Several tests of one check at one level (a
-meter and a bare-module variant) combine to the worst of them. A check that does not apply to the
-device's kind (PROCEDURES' `applies`) is `n/a`, and so is one that skipped saying "not applicable: ..."
-(the device is outside its scope: C21b on a meter that stops its module's search); one that applies but
-did not run is `not run`.
+shows its verdict only where it ran: a level check (`all`, `one`) in the columns of its levels, the other
+columns saying "not run at this level"; a level-free check (`once`) in one cell. Several tests of one check
+at one level (a meter and a bare-module variant) combine to the worst of them. A check that does not apply
+to the device's kind (PROCEDURES' `applies`) or that declared the device outside its scope is `n/a`; one that
+ran but could not judge (or whose key measurement is NaN) is `inconclusive`; one that applies but did not
+run is `not run`. The measurements of a check that did not finish (not passed or failed) are partial: the
+cell marks them so and no summary figure uses them.
 """
 
 from __future__ import annotations
@@ -20,31 +21,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rig.checklist import ITEMS
+from rig.judging import INCONCLUSIVE, judge, key_measurements
 from rig.measurements import ONCE, Measurement
 from rig.profiles.plan import PlanProfile
 
 PASSED, FAILED, BROKEN, SKIPPED, NOT_RUN, NOT_APPLICABLE = "passed", "failed", "broken", "skipped", "not run", "n/a"
-WORST_FIRST = (FAILED, BROKEN, PASSED, NOT_APPLICABLE, SKIPPED)
-NOT_APPLICABLE_REASON = "not applicable"
+NOT_AT_LEVEL = "not run at this level"
+WORST_FIRST = (FAILED, BROKEN, INCONCLUSIVE, PASSED, NOT_APPLICABLE, SKIPPED)
+FINISHED = (PASSED, FAILED)
+GAPS = (BROKEN, SKIPPED, NOT_RUN, INCONCLUSIVE)
 VERDICT_PASS, VERDICT_FAIL, VERDICT_INCOMPLETE = "PASS", "FAIL", "INCOMPLETE"
 
 
 @dataclass(frozen=True)
 class OutcomeRecord:
-    """One line of outcomes.jsonl: a test of a check at a level and how it ended."""
+    """One line of outcomes.jsonl: a test of a check at a level, how it ended and why (skips, n/a,
+    inconclusive)."""
 
     check: str
     level: str | None
     outcome: str
     test: str
     reason: str = ""
-
-    @property
-    def verdict(self) -> str:
-        """The outcome, with a skip that declared the device out of the check's scope read as `n/a`."""
-        if self.outcome == SKIPPED and self.reason.startswith(NOT_APPLICABLE_REASON):
-            return NOT_APPLICABLE
-        return self.outcome
 
 
 def read_outcomes(path: Path) -> list[OutcomeRecord]:
@@ -64,49 +62,76 @@ def read_outcomes(path: Path) -> list[OutcomeRecord]:
 
 @dataclass(frozen=True)
 class Cell:
-    """One check at one level: its verdict, the key measurement, and whether it was borrowed from the
-    check's one verdict (`one`/`once` checks fill every column)."""
+    """One check at one level (or level-free): its outcome, why, and its key measurements (partial when the
+    check did not finish)."""
 
     outcome: str
-    key: str = ""
-    shared: bool = False
+    keys: tuple[str, ...] = ()
+    reason: str = ""
+    partial: bool = False
+
+    @property
+    def key(self) -> str:
+        return "; ".join(self.keys)
 
 
 @dataclass
 class Row:
+    """A check's cells: one per plan level, or the one level-free cell (under `once`)."""
+
     check: str
     title: str
     area: str
+    level_free: bool
     cells: dict[str, Cell] = field(default_factory=dict)
 
 
 @dataclass
 class CertificationMatrix:
-    """Rows in checklist order, columns the plan's levels, and the overall verdict."""
+    """Rows in checklist order, columns the plan's levels, the seed the twin ran with, and the verdict."""
 
     plan_name: str
     plan_version: str
     device: str
     levels: list[str]
     rows: list[Row]
+    seed: int | None = None
 
     def count(self, outcome: str) -> int:
         return sum(1 for row in self.rows for cell in row.cells.values() if cell.outcome == outcome)
 
     @property
     def verdict(self) -> str:
-        """FAIL if any cell failed; INCOMPLETE if any broke, was skipped or did not run; else PASS."""
+        """FAIL if any cell failed; INCOMPLETE if any broke, was skipped or inconclusive, or did not run
+        where its plan entry runs it; else PASS ("not run at this level" is no gap)."""
         outcomes = {cell.outcome for row in self.rows for cell in row.cells.values()}
         if FAILED in outcomes:
             return VERDICT_FAIL
-        if outcomes & {BROKEN, SKIPPED, NOT_RUN} or PASSED not in outcomes:
+        if outcomes & set(GAPS) or PASSED not in outcomes:
             return VERDICT_INCOMPLETE
         return VERDICT_PASS
 
+    def settled(self, measurements: list[Measurement]) -> list[Measurement]:
+        """The measurements of cells that finished (passed or failed): the only ones summary figures use."""
+        rows = {row.check: row for row in self.rows}
 
-def combine(outcomes: list[str]) -> str:
-    """The worst of several tests' outcomes (failed, broken, passed, n/a, skipped)."""
-    return next((outcome for outcome in WORST_FIRST if outcome in outcomes), SKIPPED)
+        def cell_of(measurement: Measurement) -> Cell | None:
+            row = rows.get(measurement.check)
+            if row is None:
+                return None
+            return row.cells.get(ONCE if row.level_free else measurement.level)
+
+        return [m for m in measurements if (cell := cell_of(m)) is not None and cell.outcome in FINISHED]
+
+
+def combine(records: list[OutcomeRecord]) -> tuple[str, str]:
+    """The worst of several tests' outcomes (failed, broken, inconclusive, passed, n/a, skipped) and the
+    reason of the first test that ended so."""
+    for outcome in WORST_FIRST:
+        reasons = [record.reason for record in records if record.outcome == outcome]
+        if reasons:
+            return outcome, next((reason for reason in reasons if reason), "")
+    return SKIPPED, ""
 
 
 def format_value(value: float | str | None) -> str:
@@ -115,94 +140,139 @@ def format_value(value: float | str | None) -> str:
     return "" if value is None else str(value)
 
 
-def key_measurement(measurements: list[Measurement]) -> str:
-    """The first failing judged measurement, else the first judged one, else the last recorded one."""
-    judged = [m for m in measurements if m.judged]
-    chosen = next((m for m in judged if m.passed is False), judged[0] if judged else None)
-    if chosen is None and measurements:
-        chosen = measurements[-1]
-    if chosen is None:
-        return ""
-    limit = f" [{chosen.limit_text}]" if chosen.judged else ""
-    return f"{chosen.name} = {format_value(chosen.value)} {chosen.unit}".rstrip() + limit
+def measurement_text(measurement: Measurement) -> str:
+    """`name = value unit [limit]` (the limit only for a judged measurement)."""
+    limit = f" [{measurement.limit_text}]" if measurement.judged else ""
+    return f"{measurement.name} = {format_value(measurement.value)} {measurement.unit}".rstrip() + limit
+
+
+def cell_of(records: list[OutcomeRecord], taken: list[Measurement], keys: list[str]) -> Cell:
+    """A cell from its tests' records and its measurements: the key measurements (and, for a failure none of
+    them shows, the first failing measurement); a pass with a NaN key measurement is inconclusive."""
+    outcome, reason = combine(records)
+    shown = key_measurements(taken, keys)
+    if outcome == PASSED:
+        judgement = judge(taken, keys)
+        if judgement.outcome == INCONCLUSIVE:
+            outcome, reason = INCONCLUSIVE, judgement.reason
+    if outcome == FAILED and not any(m.passed is False for m in shown):
+        shown += [m for m in taken if m.passed is False][:1]
+    return Cell(outcome, tuple(measurement_text(m) for m in shown), reason,
+                partial=outcome not in FINISHED and bool(shown))
 
 
 def build_matrix(outcomes: list[OutcomeRecord], measurements: list[Measurement], plan: PlanProfile,
-                 device: str, device_kind: str) -> CertificationMatrix:
-    """The matrix of one run: every enabled check of the plan that applies, at every plan level."""
-    levels = list(plan.levels)
+                 device: str, device_kind: str, seed: int | None = None) -> CertificationMatrix:
+    """The matrix of one run: every enabled check of the plan, at the levels its plan entry runs it."""
     rows = []
     for check, item in ITEMS.items():
-        entry = getattr(plan.checks, check, None)
-        if entry is None or not entry.enabled:
+        entry = getattr(plan.checks, check)
+        if not entry.enabled:
             continue
-        row = Row(check, item.title, item.area)
+        row = Row(check, item.title, item.area, level_free=entry.levels == ONCE)
         mine = [o for o in outcomes if o.check == check]
-        own: dict[str, str] = {}
-        for level in {o.level or ONCE for o in mine}:
-            own[level] = combine([o.verdict for o in mine if (o.level or ONCE) == level])
-        # a check run at one level (or level-free) fills the columns it did not run at with that verdict
-        fallback = None if entry.levels == "all" else own.get(ONCE) or own.get(plan.behaviour_level)
-        for level in levels:
-            if device_kind not in item.applies:
-                row.cells[level] = Cell(NOT_APPLICABLE)
-                continue
-            outcome = own.get(level) or fallback or NOT_RUN
-            # a level-free check run through the `level` fixture files its measurements as `once`
-            filed = {level, ONCE} if level in own else {ONCE, plan.behaviour_level}
-            taken = [m for m in measurements if m.check == check and m.level in filed]
-            row.cells[level] = Cell(outcome, key_measurement(taken), shared=level not in own and outcome != NOT_RUN)
+        taken = [m for m in measurements if m.check == check]
+        applies = device_kind in item.applies
+        if row.level_free:
+            # a level-free check run through the `level` fixture still has one verdict and files as `once`
+            row.cells[ONCE] = (cell_of(mine, taken, entry.key_measurements) if mine and applies
+                               else Cell(NOT_RUN if applies else NOT_APPLICABLE))
+        else:
+            runs_at = plan.run_levels(check)
+            for level in plan.levels:
+                here = [o for o in mine if o.level == level]
+                if here and applies:
+                    row.cells[level] = cell_of(here, [m for m in taken if m.level == level], entry.key_measurements)
+                elif level in runs_at:
+                    row.cells[level] = Cell(NOT_RUN if applies else NOT_APPLICABLE)
+                else:
+                    row.cells[level] = Cell(NOT_AT_LEVEL)
         rows.append(row)
-    return CertificationMatrix(plan.name, plan.version, device, levels, rows)
+    return CertificationMatrix(plan.name, plan.version, device, list(plan.levels), rows, seed)
 
 
 SYMBOL = {PASSED: "pass", FAILED: "FAIL", BROKEN: "broken", SKIPPED: "skipped", NOT_RUN: "not run",
-          NOT_APPLICABLE: "n/a"}
+          NOT_APPLICABLE: "n/a", INCONCLUSIVE: "inconclusive", NOT_AT_LEVEL: NOT_AT_LEVEL}
+LEVEL_FREE = "level-free"
+LEGEND = (
+    "A level check shows its verdict in the columns of the levels its plan entry runs it at; the others say "
+    f"\"{NOT_AT_LEVEL}\". A level-free check has one cell ({LEVEL_FREE}). The key measurements are the figures "
+    "the plan names for the check; *partial* marks those of a check that did not finish (no summary figure uses "
+    "them). *inconclusive*: the check ran but could not judge (the reason follows); *n/a*: the device is outside "
+    "the check's scope."
+)
 
 
-def cell_text(cell: Cell) -> str:
-    text = SYMBOL[cell.outcome]
-    if cell.shared:
-        text += " (one verdict)"
-    return f"{text}: {cell.key}" if cell.key else text
+def cell_text(cell: Cell, label: str = "") -> str:
+    """`verdict[ label]: reason -- [partial: ]key measurements`."""
+    details = [cell.reason] if cell.reason else []
+    if cell.keys:
+        details.append(("partial: " if cell.partial else "") + cell.key)
+    return SYMBOL[cell.outcome] + label + (": " + " -- ".join(details) if details else "")
 
 
 def summary_line(matrix: CertificationMatrix) -> str:
     counts = ", ".join(f"{matrix.count(outcome)} {SYMBOL[outcome]}" for outcome in
-                       (PASSED, FAILED, BROKEN, SKIPPED, NOT_RUN, NOT_APPLICABLE) if matrix.count(outcome))
+                       (PASSED, FAILED, BROKEN, INCONCLUSIVE, SKIPPED, NOT_RUN, NOT_APPLICABLE)
+                       if matrix.count(outcome))
     return f"{matrix.verdict} ({counts} cells)"
+
+
+def seed_text(matrix: CertificationMatrix) -> str:
+    return f"twin seed {matrix.seed}" if matrix.seed is not None else "no twin seed (a wall-clock bench)"
+
+
+def row_texts(row: Row, levels: list[str]) -> list[str]:
+    """One text per level column; a level-free check's one cell sits in the first, the others say so."""
+    if row.level_free:
+        return [cell_text(row.cells[ONCE], f" ({LEVEL_FREE})")] + [f"{NOT_AT_LEVEL} ({LEVEL_FREE})"] * (len(levels) - 1)
+    return [cell_text(row.cells[level]) for level in levels]
 
 
 def render_markdown(matrix: CertificationMatrix) -> str:
     lines = [
         f"# Certification matrix: {matrix.device}",
         "",
-        f"Plan **{matrix.plan_name}** version {matrix.plan_version}. Overall verdict: **{summary_line(matrix)}**.",
+        f"Plan **{matrix.plan_name}** version {matrix.plan_version}, {seed_text(matrix)}. "
+        f"Overall verdict: **{summary_line(matrix)}**.",
         "",
         "| item | " + " | ".join(matrix.levels) + " |",
         "|---|" + "---|" * len(matrix.levels),
     ]
     for row in matrix.rows:
-        cells = [cell_text(row.cells[level]).replace("|", "\\|") for level in matrix.levels]
+        cells = [text.replace("|", "\\|") for text in row_texts(row, matrix.levels)]
         lines.append(f"| {row.check} {row.title} | " + " | ".join(cells) + " |")
-    lines += ["", "A `one`/`once` check's verdict fills every column: (one verdict)."]
+    lines += ["", LEGEND]
     return "\n".join(lines) + "\n"
 
 
 def render_csv(matrix: CertificationMatrix) -> str:
+    """One line per check and plan level, plus a `once` line for a level-free check's one cell."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["check", "title", "area", "level", "outcome", "key_measurement", "shared_verdict"])
+    writer.writerow(["check", "title", "area", "level", "outcome", "key_measurement", "reason", "partial"])
     for row in matrix.rows:
-        for level in matrix.levels:
-            cell = row.cells[level]
-            writer.writerow([row.check, row.title, row.area, level, cell.outcome, cell.key, cell.shared])
-    writer.writerow(["overall", matrix.plan_name, matrix.plan_version, "", matrix.verdict, summary_line(matrix), ""])
+        cells = [(ONCE, row.cells[ONCE])] if row.level_free else []
+        cells += [(level, Cell(NOT_AT_LEVEL) if row.level_free else row.cells[level]) for level in matrix.levels]
+        for level, cell in cells:
+            writer.writerow([row.check, row.title, row.area, level, cell.outcome, cell.key, cell.reason, cell.partial])
+    writer.writerow(["overall", matrix.plan_name, matrix.plan_version, "", matrix.verdict, summary_line(matrix),
+                     seed_text(matrix), ""])
     return buffer.getvalue()
 
 
 COLOURS = {PASSED: "#d8f0d8", FAILED: "#f6c9c9", BROKEN: "#f9e0b0", SKIPPED: "#e8e8e8", NOT_RUN: "#e8e8e8",
-           NOT_APPLICABLE: "#f7f7f7"}
+           NOT_APPLICABLE: "#f7f7f7", INCONCLUSIVE: "#fff3c4", NOT_AT_LEVEL: "#ffffff"}
+
+
+def html_cell(cell: Cell, span: int = 1, label: str = "") -> str:
+    reason = f"<br><small>{html.escape(cell.reason)}</small>" if cell.reason else ""
+    partial = "<i>partial:</i> " if cell.partial else ""
+    keys = f"<br><small>{partial}{html.escape(cell.key)}</small>" if cell.keys else ""
+    colspan = f' colspan="{span}"' if span > 1 else ""
+    text = html.escape(SYMBOL[cell.outcome])
+    text = f"<b>{text}</b>" if cell.outcome != NOT_AT_LEVEL else f"<small>{text}</small>"
+    return f'<td{colspan} style="background:{COLOURS[cell.outcome]}">{text}{label}{reason}{keys}</td>'
 
 
 def render_table_html(matrix: CertificationMatrix) -> str:
@@ -210,21 +280,19 @@ def render_table_html(matrix: CertificationMatrix) -> str:
     head = "".join(f"<th>{html.escape(level)}</th>" for level in matrix.levels)
     body = []
     for row in matrix.rows:
-        cells = "".join(
-            f'<td style="background:{COLOURS[row.cells[level].outcome]}">'
-            f"<b>{html.escape(SYMBOL[row.cells[level].outcome])}</b>"
-            f"{' <i>(one verdict)</i>' if row.cells[level].shared else ''}"
-            f"<br><small>{html.escape(row.cells[level].key)}</small></td>"
-            for level in matrix.levels
-        )
+        if row.level_free:
+            cells = html_cell(row.cells[ONCE], len(matrix.levels), f" <i>({LEVEL_FREE})</i>")
+        else:
+            cells = "".join(html_cell(row.cells[level]) for level in matrix.levels)
         body.append(f"<tr><th>{html.escape(row.check)} {html.escape(row.title)}"
                     f"<br><small>{html.escape(row.area)}</small></th>{cells}</tr>")
     verdict_colour = {VERDICT_PASS: "#2e7d32", VERDICT_FAIL: "#c62828", VERDICT_INCOMPLETE: "#ef6c00"}[matrix.verdict]
     return (
-        f"<p>Plan <b>{html.escape(matrix.plan_name)}</b> version {html.escape(matrix.plan_version)}. "
+        f"<p>Plan <b>{html.escape(matrix.plan_name)}</b> version {html.escape(matrix.plan_version)}, "
+        f"{html.escape(seed_text(matrix))}. "
         f"Overall verdict: <b style='color:{verdict_colour}'>{html.escape(summary_line(matrix))}</b></p>"
         f"<table style='border-collapse:collapse'><tr><th>item</th>{head}</tr>{''.join(body)}</table>"
-        "<p><small>A check judged at one level (or level-free) fills every column with its one verdict.</small></p>"
+        f"<p><small>{html.escape(LEGEND).replace('*', '')}</small></p>"
     )
 
 
