@@ -231,9 +231,10 @@ class LevelConfirmer:
         return "open loop (plan coverage.closed_loop off for this bench)"
 
 
-def reading_from_nuestats(lines: list[str], source: str) -> DeviceReading | None:
-    """`AT+NUESTATS` lines (`Signal power:-1054`, `ECL:2`, `SNR:-58`, tenths of dB) as a reading; None while the
-    module is out of service (PCI 65535, ECL 255) or the answer is not NUESTATS."""
+def network_from_nuestats(lines: list[str]) -> dict | None:
+    """`AT+NUESTATS` lines (`Signal power:-1054`, `ECL:2`, `SNR:-58`, tenths of dB; with or without a space
+    after the colon) as a network block like a report's; None while the module is out of service (PCI 65535,
+    ECL 255) or the answer is not NUESTATS."""
     values = {}
     for line in lines:
         key, _, value = line.strip().partition(":")
@@ -244,4 +245,5 @@ def reading_from_nuestats(lines: list[str], source: str) -> DeviceReading | None
     if values.get("PCI", 65535) == 65535 or values.get("ECL", 255) == 255 or "Signal power" not in values:
         return None
     snr = values.get("SNR", -32768)
-    return DeviceReading(values["ECL"], values["Signal power"] / 10, None if snr == -32768 else snr / 10, source)
+    return {"pci": values["PCI"], "rsrp_dbm": values["Signal power"] / 10,
+            "sinr_db": None if snr == -32768 else snr / 10, "ecl": values["ECL"], "earfcn": values.get("EARFCN")}

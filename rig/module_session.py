@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from rig.bench import Bench
 from rig.errors import RigFault
+from rig.level_confirmation import network_from_nuestats
 from rig.ports import SerialLinePort
 from rig.profiles.device import DeviceProfile
 
@@ -62,6 +63,19 @@ class ModuleSession:
         self.bench.supply.set_output(True)
         if not self.clock.wait_until(lambda: any(line.text == "OK" for line in self.history[start:]), boot_timeout_s):
             raise RigFault("the module printed no boot banner after power-on")
+
+    def attached(self, timeout_s: float, poll_s: float = 5.0) -> bool:
+        """Poll `AT+CGATT?` until the module reports itself attached (False after `timeout_s` of bench time)."""
+        deadline = self.clock.now() + timeout_s
+        while (self.command("AT+CGATT?").value("+CGATT:") or "").strip() != "1":
+            if self.clock.now() >= deadline:
+                return False
+            self.clock.sleep(poll_s)
+        return True
+
+    def network(self) -> dict | None:
+        """`AT+NUESTATS` as a network block like a meter report's (None while out of service)."""
+        return network_from_nuestats(self.command("AT+NUESTATS").lines)
 
     def close(self) -> None:
         self.port.close()

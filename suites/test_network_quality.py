@@ -18,10 +18,10 @@ from collections.abc import Callable
 import allure
 import pytest
 
-from fixtures.checks import Recorder, confirm_coverage, power_on_until_first_report
+from fixtures.checks import Recorder, confirm_coverage, module_at_level, power_on_until_first_report
 from rig.bench import Bench
 from rig.coverage import CoverageCalculator, CoverageSetting
-from rig.level_confirmation import DeviceReading, LevelConfirmer, bench_is_trusted, median, reading_from_nuestats
+from rig.level_confirmation import bench_is_trusted, median
 from rig.meter_session import MeterSession
 from rig.module_session import ModuleSession
 from rig.profiles.device import DeviceProfile
@@ -31,7 +31,6 @@ FIELDS = ("pci", "rsrp_dbm", "sinr_db", "ecl", "earfcn")
 REPORT_WITHIN_S = 2 * 86400.0  # "report now" over the near-end port; without one, the next daily report
 SETTLE_S = 120.0  # after a report or a step: its release and the idle window
 ATTACH_WITHIN_S = 600.0
-POLL_S = 5.0
 
 ReadNetwork = Callable[[], dict | None]
 
@@ -170,49 +169,12 @@ def test_c12_meter_reports_network_quality_that_tracks_the_bench(reporting_meter
 
 
 # ---- bare module ----------------------------------------------------------------------------------------
-def nuestats(module: ModuleSession) -> dict | None:
-    """`AT+NUESTATS` as a network block (None while the module is out of service)."""
-    lines = module.command("AT+NUESTATS").lines
-    reading = reading_from_nuestats(lines, "AT+NUESTATS")
-    if reading is None:
-        return None
-    values = dict(line.split(":", 1) for line in lines if ":" in line)
-    return {"pci": int(values["PCI"]), "rsrp_dbm": reading.rsrp_dbm, "sinr_db": reading.sinr_db,
-            "ecl": reading.ecl, "earfcn": int(values["EARFCN"])}
-
-
-def registered(module: ModuleSession, timeout_s: float) -> bool:
-    deadline = module.clock.now() + timeout_s
-    while module.command("AT+CGATT?").value("+CGATT:") != "1":
-        if module.clock.now() >= deadline:
-            return False
-        module.clock.sleep(POLL_S)
-    return True
-
-
-def confirm_module_level(module: ModuleSession, bench: Bench, measure: Recorder, setting: CoverageSetting,
-                         plan: PlanProfile, first: dict | None) -> CoverageSetting:
-    """The coverage fixture's confirmation on a bare-module bench: the module's own `AT+NUESTATS`."""
-
-    def read() -> DeviceReading | None:
-        bench.clock.sleep(SETTLE_S)
-        return DeviceReading.from_network(nuestats(module), "AT+NUESTATS")
-
-    calculator = CoverageCalculator(bench.profile, plan, setting.installation_loss_db)
-    reading = DeviceReading.from_network(first, "AT+NUESTATS")
-    return LevelConfirmer(calculator, bench.attenuator, bench.profile, plan, read, measure).confirm(setting, reading)
-
-
 @pytest.mark.check("C12")
 @pytest.mark.needs("attenuator")
 def test_c12_bare_module_reports_network_quality_that_tracks_the_bench(module: ModuleSession, bench: Bench,
                                                                        coverage: CoverageSetting, plan: PlanProfile,
-                                                                       measure: Recorder, level: str) -> None:
-    """`AT+NUESTATS` once registered confirms the level; then readings at each RSRP step."""
+                                                                       measure: Recorder) -> None:
+    """`AT+NUESTATS` once attached confirms the level; then readings at each RSRP step."""
     module.power_on()
-    if not registered(module, ATTACH_WITHIN_S):
-        measure("registered", 0, "", low=1, note=f"not attached within {ATTACH_WITHIN_S:.0f} s at {level}")
-        measure.judge()
-    first = nuestats(module)
-    confirmed = confirm_module_level(module, bench, measure, coverage, plan, first)
-    track(measure, bench, plan, confirmed, first, lambda: nuestats(module))
+    confirmed = module_at_level(module, measure, coverage, plan, ATTACH_WITHIN_S)
+    track(measure, bench, plan, confirmed, module.network(), module.network)

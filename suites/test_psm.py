@@ -15,7 +15,7 @@ import re
 import allure
 import pytest
 
-from fixtures.checks import Recorder, first_report_at_level
+from fixtures.checks import Recorder, first_report_at_level, module_at_level
 from rig.analysis.energy import Decimator, EnergyTally, OffSpans, stream
 from rig.bench import Bench
 from rig.instruments.power import N6705CPowerAnalyser
@@ -299,16 +299,6 @@ def module_send_datagram(module: ModuleSession, attempts: int = 3) -> bool:
     return False
 
 
-def module_wait_attached(module: ModuleSession, timeout_s: float) -> bool:
-    clock = module.clock
-    deadline = clock.now() + timeout_s
-    while clock.now() < deadline:
-        if module.command("AT+CGATT?").value("+CGATT:") == "1":
-            return True
-        clock.sleep(5.0)
-    return False
-
-
 @pytest.fixture
 def bare_module(device_profile: DeviceProfile) -> DeviceProfile:
     """The device profile of a bare module; a meter skips here, before a bench is opened."""
@@ -331,9 +321,7 @@ def test_c5_bare_module_sleeps_in_psm_and_stays_attached(bare_module: DeviceProf
         module.power_on()
         for command in ("AT+CSCON=1", "AT+NPSMR=1", PSM_REQUEST):
             module.command(command)
-        if not module_wait_attached(module, MODULE_ATTACH_WITHIN_S):
-            measure("attached", 0, "", low=1, note=f"no +CGATT:1 within {MODULE_ATTACH_WITHIN_S:.0f} s")
-            measure.judge()
+        module_at_level(module, measure, coverage, plan, MODULE_ATTACH_WITHIN_S)
         attached_at = len(module.history)
         for wake in range(c5.wakes + 1):
             mark = len(module.history)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import allure
 import pytest
 
-from fixtures.checks import Recorder, first_report_at_level
+from fixtures.checks import Recorder, first_report_at_level, module_at_level
 from rig.analysis.trace import Trace
 from rig.measurements import Measurement
 from rig.meter_session import MeterSession
@@ -16,6 +16,7 @@ from rig.profiles.plan import PlanProfile
 from rig.report.plots import trace_png
 
 ATTEMPTS_PER_REPORT = 3
+MODULE_ATTACH_WITHIN_S = 600.0
 SETTLE_S = 120.0
 RECORD_S = 150.0
 PERIOD_S = 0.01
@@ -98,8 +99,7 @@ def test_c3_bare_module_releases_after_a_send_flagged_for_release(bench, device_
     try:
         module.power_on()
         module.command("AT+CSCON=1")
-        if not bench.clock.wait_until(lambda: module.command("AT+CGATT?").value("+CGATT:") == "1", 600):
-            pytest.fail("the module did not attach, so release assistance could not be measured")
+        module_at_level(module, measure, coverage, plan, MODULE_ATTACH_WITHIN_S)
         socket = module.command("AT+NSOCR=DGRAM,17,5683,1").lines[0]
         tails = []
         for number in range(1, c3.reports + 1):

@@ -19,7 +19,7 @@ from rig.level_confirmation import (
     level_ecl,
     majority_ecl,
     median,
-    reading_from_nuestats,
+    network_from_nuestats,
 )
 from rig.profiles.bench import BenchProfile
 from rig.profiles.loader import load_model
@@ -129,7 +129,7 @@ def test_the_calibration_reason_names_both_figures_and_what_to_measure(sim, plan
     (["OK"], None),
 ])
 def test_nuestats_lines_become_a_reading_and_sentinels_mean_no_service(lines, expected) -> None:
-    reading = reading_from_nuestats(lines, "AT+NUESTATS")
+    reading = DeviceReading.from_network(network_from_nuestats(lines), "AT+NUESTATS")
     assert (reading if reading is None else (reading.ecl, reading.rsrp_dbm, reading.sinr_db)) == expected
 
 
