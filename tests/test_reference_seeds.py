@@ -16,7 +16,8 @@ BEHAVIOUR_CHECKS = [check for check, item in ITEMS.items() if item.area in ("met
 
 
 def failures(row) -> list:
-    return [o for o in row.outcomes if o.outcome in ("failed", "broken")]
+    """What the reference must never get: a failure, a rig fault, or an inconclusive cell."""
+    return [o for o in row.outcomes if o.outcome in ("failed", "broken", "inconclusive")]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
