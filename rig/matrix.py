@@ -88,6 +88,7 @@ class Outcome:
     level: str | None
     outcome: str
     test: str
+    reason: str = ""  # a skip's reason
 
 
 @dataclass
@@ -129,7 +130,8 @@ def run_checks(device: Path, checks: Iterable[str] | None = None, seed: int | No
         if outcomes_file.exists():
             for line in outcomes_file.read_text().splitlines():
                 record = json.loads(line)
-                row.outcomes.append(Outcome(record["check"], record["level"], record["outcome"], record["test"]))
+                row.outcomes.append(Outcome(record["check"], record["level"], record["outcome"], record["test"],
+                                            record.get("reason", "")))
         return row
 
 
