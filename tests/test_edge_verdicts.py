@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rig.matrix import REFERENCE, Outcome, run_checks
+from rig.matrix import REFERENCE, Outcome, defect_path, run_checks
 
 RUN_TIMEOUT_S = 300.0
 
 
-def profile(tmp_path: Path, name: str, **settings: object) -> Path:
-    """A device profile extending the reference meter with `settings` (top-level sections, merged)."""
+def profile(tmp_path: Path, name: str, base: Path = REFERENCE, **settings: object) -> Path:
+    """A device profile extending `base` with `settings` (top-level sections, merged)."""
     path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"extends": str(REFERENCE), "name": name, **settings}, sort_keys=False))
+    path.write_text(yaml.safe_dump({"extends": str(base), "name": name, **settings}, sort_keys=False))
     return path
 
 
@@ -43,6 +43,11 @@ FLOW_ENDS_IN_A_BARE_CUT = {"meter": {"exception_flow": ["AT+NRB", "AT+NCSEARFCN"
 def test_c11_without_a_rail_fails_a_flow_ending_in_a_cut_without_cfun0_at_the_modules_next_power_on(
         tmp_path: Path) -> None:
     device = profile(tmp_path, "flow-cut-no-rail", **NO_RAIL, sim=FLOW_ENDS_IN_A_BARE_CUT)
+    assert outcome(device, "C11").outcome == "failed"
+
+
+def test_c11_without_a_rail_fails_the_c11_defect(tmp_path: Path) -> None:
+    device = profile(tmp_path, "c11-no-rail", defect_path("c11-no-cfun0-before-power-off"), **NO_RAIL)
     assert outcome(device, "C11").outcome == "failed"
 
 
