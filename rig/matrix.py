@@ -60,6 +60,7 @@ EXPECTED: dict[str, Expectation] = {
     "c4-no-stagger": Expectation(("C4", "C4f")),
     "c4-ignores-t3": Expectation(("C4",)),
     "c4-no-stagger-after-power-cut": Expectation(("C4",)),
+    "c4-no-stagger-after-power-cut-some-numbers": Expectation(("C4",)),
     "c6-no-time-sync": Expectation(("C6",)),
     "c7-retry-5-5-5": Expectation(("C7",)),
     "c7-no-reset": Expectation(("C7",)),

@@ -59,6 +59,13 @@ class MeterSession:
             self._maintenance.login(settings.password.get_secret_value())
         return self._maintenance
 
+    def log_in(self) -> MaintenanceDriver:
+        """The near-end port's driver, logged in now (a logout or a power cut ends a session)."""
+        if self._maintenance is None:
+            return self.maintenance
+        self._maintenance.login(self.device.maintenance.password.get_secret_value())
+        return self._maintenance
+
     def power_on(self) -> None:
         if self.bench.supply is None:
             raise RigFault("the bench has no supply to power the meter")

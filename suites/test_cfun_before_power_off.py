@@ -6,8 +6,12 @@ give-ups after the attach guard), a normal report and the sleep after it (a mete
 instead of PSM), storage mode over the near-end port, and, woken by its trigger with the platform withholding
 the observe, the `+CME ERROR: 513` retries and the exception flow (which may end in a power-off). A cut is
 seen on the module rail where bench and meter have one, and always as a module power-on banner
-(`REBOOT_CAUSE_SECURITY_PMU_POWER_ON_RESET`) after the supply's own. Each witness's cuts are judged; a
-meter that never cuts its module passes with nothing to judge, which the record says.
+(`REBOOT_CAUSE_SECURITY_PMU_POWER_ON_RESET`) after the supply's own. Without a rail a cut after the module's
+last word shows only at its next power-on, so the check then waits (the plan's `module_heard_within_s`: the
+next scheduled report) for the module's next word: a banner is a cut, judged with the others; any other word
+means no cut since it last spoke; silence is inconclusive (skipped with the reason), never a pass. Each
+witness's cuts are judged; a meter that never cuts its module passes with nothing to judge, which the record
+says.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import allure
 import pytest
 
 from fixtures.checks import Recorder, module_rail
+from fixtures.verdicts import inconclusive
 from rig.analysis.at_transcript import POWER_ON_CAUSE
 from rig.analysis.rail import RailEdges
 from rig.analysis.retry_flow import (
@@ -28,6 +33,8 @@ from rig.analysis.retry_flow import (
     banner_cut_boundaries,
     c11_readings,
     clean_cut,
+    failing,
+    module_word_after,
     rail_cut_boundaries,
 )
 from rig.bench import Bench
@@ -149,18 +156,41 @@ def test_c11_meter_sends_cfun0_before_every_module_power_cut(meter: MeterSession
             watch.hold(STORAGE_WATCH_S)
             watch_wake_and_exception_flow(meter, watch, device_profile, measure, phase)
 
-    record(measure, c11_readings(lines, banner_cut_boundaries(lines, mark), "power_on_banner"))
+    heard = True
+    if rail is None:
+        measure("module_rail", "none", note="cuts judged by power-on banners alone")
+        phase("waiting for the module's next word")
+        heard = hear_the_module_again(meter, plan.checks.C11.module_heard_within_s, measure)
+    by_banner = c11_readings(lines, banner_cut_boundaries(lines, mark), "power_on_banner")
+    record(measure, by_banner)
     evidence = [f"phases: {', '.join(f'{name} from {start_s:.1f} s' for start_s, name in phases)}"]
     evidence.append(cut_evidence(lines, banner_cut_boundaries(lines, mark), BANNER_WITNESS, phases))
     if rail is not None:
         boundaries = rail_cut_boundaries(lines, watch.edges.falls_s, RAIL_PERIOD_S)
         record(measure, c11_readings(lines, boundaries, "module_rail"))
         evidence.append(cut_evidence(lines, boundaries, RAIL_WITNESS, phases))
-    else:
-        measure("module_rail", "none", note="cuts judged by power-on banners alone (a last cut never powered "
-                                            "on again is not seen)")
     allure.attach("\n\n".join(evidence), "AT monitor before each module power cut", allure.attachment_type.TEXT)
+    if not heard and not failing(by_banner):
+        inconclusive(f"the module stayed silent {plan.checks.C11.module_heard_within_s:.0f} s after "
+                    "the last phase, so a cut then (without a module rail to see it) could not be judged")
     measure.judge()
+
+
+def hear_the_module_again(meter: MeterSession, within_s: float, measure: Recorder) -> bool:
+    """Without a rail, a cut after the module's last word shows only as a power-on banner when it next speaks:
+    waits (up to the plan's window: the next scheduled report) for that word. A banner means a cut came before
+    it (judged with the other banners); any other word means the module was never cut since it last spoke."""
+    clock, lines = meter.bench.clock, meter.monitor.lines
+    mark, start_s = meter.monitor.mark(), clock.now()
+    clock.wait_until(lambda: module_word_after(lines, mark) is not None, within_s)
+    word = module_word_after(lines, mark)
+    if word is None:
+        measure("module_heard_again_after_s", "none", "s", note=f"the module said nothing for {within_s:.0f} s")
+        return False
+    meaning = ("its power-on banner: a cut came before it" if word.text == POWER_ON_CAUSE
+               else f"{word.text[:40]!r}, no power-on: not cut since it last spoke")
+    measure("module_heard_again_after_s", round(word.time_s - start_s, 1), "s", note=meaning)
+    return True
 
 
 def watch_wake_and_exception_flow(meter: MeterSession, watch: CutWatch, device_profile: DeviceProfile,
@@ -181,5 +211,6 @@ def watch_wake_and_exception_flow(meter: MeterSession, watch: CutWatch, device_p
         measure("exception_flow_watched", "no", note="no send answered 513 after the wake trigger")
         return
     watch.hold(FLOW_WATCH_S)
+    meter.platform.withhold_observe = False  # the meter's next report runs as usual
     measure("exception_flow_watched", "yes", note="a send was answered 513; retries and flow watched "
                                                   f"{FLOW_WATCH_S:.0f} s")

@@ -1,13 +1,17 @@
 """C13: the meter keeps at least 30 days of communication and operation logs, per internal module; they
 can be uploaded to the platform and downloaded over the near-end port, and the two agree.
 
-The meter runs for the plan's days with known events early on: its daily reports, a retry (the platform
-swallows the second day's report, so the meter's send fails and it retries) and a maintenance login.
-Then the platform asks for a log upload (`log_upload`, answered at the meter's next uplink; the log comes
-as `log_chunk` uplinks) and the log is downloaded over the near-end port. Judged: the age of the oldest
-entry of each, that every internal module the device profile declares has entries, that every known
-event has its entry (the meter's clock, read over maintenance, maps bench times to log times), and that
-the upload is a contiguous run of the download.
+The meter runs for the plan's days with known events, each inside the judged window with the plan's margin
+(at most `log_days_min` less `event_margin_days` old when the log is read): its daily reports, a retry (the
+platform swallows a report, so the meter's send fails and it retries) and a maintenance login; and a marker, a
+maintenance login placed `log_days_min` less `marker_before_limit_s` before the download. At the end of the
+plan's days the log is downloaded over the near-end port, then the platform asks for a log upload
+(`log_upload`, answered at the meter's next uplink; the log comes as `log_chunk` uplinks). Judged: the age of
+the oldest entry of each against `log_days_min` less the largest gap between consecutive entries (a meter
+keeping exactly that many days drops an entry once it is that old, so its oldest may be younger by a gap),
+that every internal module the device profile declares has entries, that every known event and the marker
+have their entries (the meter's clock, read over maintenance, maps bench times to log times), and that the
+upload is a contiguous run of the download.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from rig.analysis.meter_log import (
     compare_upload,
     entries_between,
     entry_line,
+    largest_gap_days,
     masked,
     module_counts,
     oldest_age_days,
+    oldest_age_min_days,
     parse_log_text,
     reassemble,
     transcript,
@@ -80,15 +86,21 @@ def provoke_a_retry(meter: MeterSession, measure: Recorder) -> tuple[Uplink, Upl
 def login_once(meter: MeterSession) -> tuple[float, tuple[float, float]]:
     """A maintenance login (bench time), with a read of the meter's clock, then logged out."""
     login_s = meter.bench.clock.now()
-    driver = meter.maintenance  # logs in on first use
+    driver = meter.log_in()
     clock_read = (meter.bench.clock.now(), driver.clock())
     driver.logout()
     return login_s, clock_read
 
 
+def sleep_until(meter: MeterSession, time_s: float) -> None:
+    clock = meter.bench.clock
+    clock.sleep(max(time_s - clock.now(), 0.0))
+
+
 def upload_logs(meter: MeterSession, device: DeviceProfile, days: int, measure: Recorder
                 ) -> tuple[list[LogEntry] | None, float | None]:
-    """The platform's log-upload request and the reassembled upload (None where it failed), with its time."""
+    """The platform's log-upload request and the reassembled upload (None where it failed), with the time its
+    last chunk arrived (the meter cannot have dropped an entry from it after that)."""
     ticket = meter.platform.queue_downlink(device.identity.imei, {"type": "log_upload", "days": days})
     clock = meter.bench.clock
     clock.wait_until(lambda: ticket.answered_at is not None, UPLOAD_ANSWER_WITHIN_S)
@@ -100,12 +112,11 @@ def upload_logs(meter: MeterSession, device: DeviceProfile, days: int, measure: 
     since = next((i for i, u in enumerate(meter.platform.uplinks) if u.time_s >= ticket.answered_at),
                  len(meter.platform.uplinks))
 
-    def chunks() -> list[dict]:
-        return [u.message for u in meter.platform.uplinks[since:]
-                if u.message is not None and u.message["type"] == "log_chunk"]
+    def chunks() -> list[Uplink]:
+        return [u for u in meter.platform.uplinks[since:] if u.message is not None and u.message["type"] == "log_chunk"]
 
-    clock.wait_until(lambda: reassemble(chunks()).complete, UPLOAD_CHUNKS_WITHIN_S)
-    upload = reassemble(chunks())
+    clock.wait_until(lambda: reassemble(u.message for u in chunks()).complete, UPLOAD_CHUNKS_WITHIN_S)
+    upload = reassemble(u.message for u in chunks())
     measure("upload_chunks_missing", len(upload.missing) if upload.total else 1, "", high=0,
             note=f"{upload.total} chunks announced" if upload.total else "no log_chunk arrived")
     if not upload.complete:
@@ -117,7 +128,7 @@ def upload_logs(meter: MeterSession, device: DeviceProfile, days: int, measure: 
     except ValueError as error:
         measure("upload_malformed_lines", 1, "", high=0, note=masked(str(error), secrets))
         return None, None
-    return entries, ticket.answered_at
+    return entries, chunks()[-1].time_s
 
 
 def judge_events(entries: list[LogEntry], reports: list[KnownEvent], events: list[KnownEvent], clock_map: ClockMap,
@@ -136,6 +147,19 @@ def judge_events(entries: list[LogEntry], reports: list[KnownEvent], events: lis
     allure.attach("\n".join(rows), "known events in the downloaded log", allure.attachment_type.TEXT)
 
 
+def judge_age(entries: list[LogEntry], now_s: float, log_days_min: float, which: str, note: str,
+              measure: Recorder, read: list[LogEntry] | None = None) -> None:
+    """The oldest entry's age against log_days_min less the largest gap between consecutive entries of
+    `read` (all the log the rig has read, default `entries`: an entry dropped by retention, and so the gap
+    after it, may show in another read)."""
+    gap_days = largest_gap_days(entries if read is None else read)
+    measure(f"{which}_largest_gap_days", round(gap_days, 4), "d", note="between consecutive entries"
+            + ("" if read is None else " of the download and the upload together"))
+    measure(f"{which}_oldest_entry_age_days", round(oldest_age_days(entries, now_s), 4), "d",
+            low=round(oldest_age_min_days(log_days_min, gap_days), 4),
+            note=f"{note}; limit {log_days_min:g} d less the largest gap" if entries else "the log is empty")
+
+
 @pytest.mark.check("C13")
 @pytest.mark.needs("maintenance")
 def test_c13_the_meter_keeps_30_days_of_logs_per_module_and_upload_and_download_agree(
@@ -145,48 +169,51 @@ def test_c13_the_meter_keeps_30_days_of_logs_per_module_and_upload_and_download_
     logs = device_profile.logs
     clock = bench.clock
     powered_s = clock.now()
-    first = power_on_until_first_report(meter, measure, "it has no communication to log")
-    clock.sleep(AFTER_REPORT_S)
+    download_s = powered_s + c13.operation_days * DAY_S
+    marker_s = download_s - c13.log_days_min * DAY_S + c13.marker_before_limit_s
+    events_from_s = download_s - (c13.log_days_min - c13.event_margin_days) * DAY_S
+    power_on_until_first_report(meter, measure, "it has no communication to log")
+    sleep_until(meter, marker_s)
+    marker_login_s, marker_clock = login_once(meter)
+    sleep_until(meter, events_from_s)
     failed, retry = provoke_a_retry(meter, measure)
     clock.sleep(AFTER_REPORT_S)
     login_s, login_clock = login_once(meter)
-    events = [KnownEvent("failed_send", failed.time_s, logs.communication_module,
+    events = [KnownEvent("marker_login", marker_login_s, logs.maintenance_module),
+              KnownEvent("failed_send", failed.time_s, logs.communication_module,
                          device_profile.failure_detection_max_s + LOG_MATCH_S),
               KnownEvent("retry", retry.time_s, logs.communication_module),
               KnownEvent("maintenance_login", login_s, logs.maintenance_module)]
 
-    clock.sleep(max(powered_s + c13.operation_days * DAY_S - clock.now(), 0.0))
-    measure("operation_days", round((clock.now() - powered_s) / DAY_S, 2), "d", note="power-on to the upload request")
-    upload_days = min(c13.operation_days + 1, UPLOAD_DAYS_MAX)
-    requested_s = clock.now()
-    upload, uploaded_s = upload_logs(meter, device_profile, upload_days, measure)
-
-    driver: MaintenanceDriver = meter.maintenance
-    driver.login(device_profile.maintenance.password)
+    sleep_until(meter, download_s)
+    measure("operation_days", round((clock.now() - powered_s) / DAY_S, 2), "d", note="power-on to the download")
+    driver: MaintenanceDriver = meter.log_in()
     download_clock = (clock.now(), driver.clock())
     download = driver.logs()
-    clock_map = ClockMap((login_clock, download_clock))
     secrets = [device_profile.maintenance.password.get_secret_value()]
     allure.attach(masked("\n".join(entry_line(e) for e in download), secrets), "log download (maintenance)",
                   allure.attachment_type.TEXT)
-
-    measure("download_oldest_entry_age_days", round(oldest_age_days(download, download_clock[1]), 2), "d",
-            low=c13.log_days_min, note=f"{len(download)} entries, oldest {download[0].time_s:.0f} (meter clock)"
-            if download else "the download is empty")
-    if upload is not None:
-        measure("upload_oldest_entry_age_days", round(oldest_age_days(upload, clock_map.meter_time(uploaded_s)), 2),
-                "d", low=c13.log_days_min, note=f"{len(upload)} entries in a {upload_days}-day upload")
+    measure("marker_age_days", round((download_clock[0] - marker_login_s) / DAY_S, 3), "d",
+            note=f"the marker login's age at the download (placed {c13.marker_before_limit_s:g} s inside "
+                 f"{c13.log_days_min:g} d)")
+    judge_age(download, download_clock[1], c13.log_days_min, "download",
+              f"{len(download)} entries, oldest {download[0].time_s:.0f} (meter clock)" if download else "", measure)
     counts = module_counts(download)
     for module in logs.modules:
         measure(f"entries_{module}", counts.get(module, 0), "", low=1, note="in the download")
-
+    clock_map = ClockMap((marker_clock, login_clock, download_clock))
     reports = [KnownEvent(f"report_{index}", uplink.time_s, logs.communication_module)
-               for index, uplink in enumerate(reports_of(meter)) if uplink.time_s < requested_s and uplink is not retry]
+               for index, uplink in enumerate(reports_of(meter))
+               if events_from_s <= uplink.time_s < download_s and uplink is not retry]
     judge_events(download, reports, events, clock_map, measure)
-    measure("first_report_to_download_days", round((clock.now() - first.time_s) / DAY_S, 2), "d",
-            note="the oldest known event's age")
 
+    upload_days = min(c13.operation_days + 1, UPLOAD_DAYS_MAX)
+    upload, uploaded_s = upload_logs(meter, device_profile, upload_days, measure)
     if upload is not None:
+        after_upload = (clock.now(), meter.log_in().clock())  # the meter's clock at the upload, interpolated
+        judge_age(upload, ClockMap((download_clock, after_upload)).meter_time(uploaded_s), c13.log_days_min, "upload",
+                  f"{len(upload)} entries in a {upload_days}-day upload, aged at its last chunk", measure,
+                  read=[*download, *upload])
         comparison = compare_upload(upload, download)
         measure("upload_entries_compared", comparison.compared, "", low=1)
         measure("upload_entries_not_in_download", comparison.only_in_upload, "", high=0)

@@ -7,6 +7,7 @@ import allure
 import pytest
 
 from fixtures.checks import Recorder, first_report_at_level, module_at_level
+from fixtures.verdicts import inconclusive
 from rig.analysis.trace import Trace
 from rig.measurements import Measurement
 from rig.meter_session import MeterSession
@@ -75,7 +76,7 @@ def test_c3_meter_releases_at_once_after_its_last_exchange(meter: MeterSession, 
         meter.bench.clock.sleep(SETTLE_S)
     if len(tails) < c3.reports:
         measure("exchanges_observed", len(tails), "", note=f"{c3.reports} needed")
-        pytest.skip(f"inconclusive: only {len(tails)} of {c3.reports} reports got through at {coverage.level}")
+        inconclusive(f"only {len(tails)} of {c3.reports} reports got through at {coverage.level}")
     values = [float(t.value) for t in tails]
     worst = max(values) if all(v == v for v in values) else float("nan")
     measure("worst_tail_s", worst, "s", high=c3.tail_max_s)

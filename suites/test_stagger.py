@@ -11,7 +11,8 @@ downlinks) on a day whose report is judged on the old rule, and the day after th
 judged on the new one (under a test number with n mod modulus > 0 where the own number's would hide T3).
 After a supply cut of the plan's length, the start of the first attach (the module's power-on banner, or the
 MCU's `AT+CFUN=1` / `AT+CGATT=1` that follows it) is judged in the same window, counted from the supply's
-return.
+return, for the same meter numbers as the daily stagger: the own number, then each test number the near-end
+port can set, each with its own cut.
 
 C4f measures the offsets of the plan's test numbers on its own bench, fits the rule the meter follows
 (rig/analysis/stagger.py) and projects a fleet of consecutive numbers spread in contiguous blocks over the
@@ -29,6 +30,7 @@ import allure
 import pytest
 
 from fixtures.checks import Recorder, first_report_at_level
+from fixtures.verdicts import inconclusive
 from rig.analysis.at_transcript import POWER_ON_CAUSE, Attempt, attempts, says_attached
 from rig.analysis.stagger import (
     MINUTE_S,
@@ -96,7 +98,7 @@ def own_number(meter: MeterSession, first: Uplink, measure: Recorder) -> int:
         number, source = first.message.get("meter_number"), "from its report"
     if number is None:
         measure("own_meter_number", "unknown", note="no near-end port, and the report carries no number")
-        pytest.skip("inconclusive: the meter's number is unknown, so its stagger window is too")
+        inconclusive("the meter's number is unknown, so its stagger window is too")
     measure("own_meter_number", int(number), "", note=source)
     return int(number)
 
@@ -188,14 +190,15 @@ class MeterNumbers:
         self.changed = False
 
     def set(self, number: int) -> bool:
-        """Sets `number` once the last exchange is over; False (recorded) when the device has no near-end
-        port or its protocol refuses."""
+        """Sets `number` once the last exchange is over, in a fresh session (a power cut or the hours since the
+        last one may have ended it); False (recorded) when the device has no near-end port or its protocol
+        refuses."""
         if not self.meter.device.parts.maintenance:
             self.measure("test_numbers", "not settable", note="the device has no near-end port")
             return False
         self.meter.bench.clock.sleep(SETTLE_S)
         try:
-            self.meter.maintenance.set_meter_number(number)
+            self.meter.log_in().set_meter_number(number)
         except (MaintenanceRefused, NotImplementedError) as refusal:
             self.measure("test_numbers", "not settable", note=f"SET NUMBER {number}: {refusal}")
             return False
@@ -207,7 +210,7 @@ class MeterNumbers:
 
     def __exit__(self, *exc_info: object) -> None:
         if self.changed:
-            self.meter.maintenance.set_meter_number(self.own)
+            self.meter.log_in().set_meter_number(self.own)
 
 
 def offsets_by_number(meter: MeterSession, first: Uplink, judge: DayJudge, plan: PlanProfile) -> None:
@@ -296,14 +299,20 @@ def test_c4_t1_and_t3_written_from_the_platform_hold_from_the_next_day(
     measure.judge()
 
 
-@pytest.mark.check("C4")
-@pytest.mark.needs("power_analyser", "monitor")
-def test_c4_first_attach_after_a_power_cut_waits_its_stagger(
-        meter: MeterSession, coverage: CoverageSetting, plan: PlanProfile, measure: Recorder) -> None:
-    c4, zone, clock = plan.checks.C4, ZoneInfo(plan.time.timezone), meter.bench.clock
-    first = first_report_at_level(meter, measure, coverage, plan,
-                                  "the re-attach after a power cut could not be measured")
-    number = own_number(meter, first, measure)
+@dataclass
+class CutSeen:
+    """One power cut's re-attach: its offset against the window, and the monitor around the attach's start."""
+
+    sample: OffsetSample
+    label: str
+    excerpt: str
+
+
+def reattach_after_power_cut(meter: MeterSession, measure: Recorder, c4: C4Stagger, zone: ZoneInfo, name: str,
+                             number: int) -> CutSeen | None:
+    """Cuts the supply for the plan's time once the meter is asleep, and records the start of the first attach
+    from the supply's return against meter `number`'s window (None when no attach started)."""
+    clock, lines = meter.bench.clock, meter.monitor.lines
     clock.sleep(SETTLE_S)
     meter.power_off()
     clock.sleep(c4.power_cut_s)
@@ -312,30 +321,50 @@ def test_c4_first_attach_after_a_power_cut_waits_its_stagger(
     meter.power_on()
     low, high = plan_rule(c4, c4.t3_s).window_s(number)
     attached = clock.wait_until(
-        lambda: any(line.sender == MODULE and says_attached(line.text) for line in meter.monitor.lines[mark:]),
-        high + ATTACH_WATCH_S)
-    start = attach_start(meter.monitor.lines, mark)
+        lambda: any(line.sender == MODULE and says_attached(line.text) for line in lines[mark:]), high + ATTACH_WATCH_S)
+    start = attach_start(lines, mark)
     what = (f"n = {number} (n mod {c4.modulus} = {number % c4.modulus}), T3 {c4.t3_s:g} s, "
             f"supply off {c4.power_cut_s:g} s")
     if start is None:
-        measure("reattach_offset_s", "none", "s", low=low, high=high,
+        measure(f"{name}_reattach_offset_s", "none", "s", low=low, high=high,
                 note=f"{what}: no module power-on within {high + ATTACH_WATCH_S:.0f} s of the supply's return")
-        measure.judge()  # fails on the missing offset
+        return None
     offset = start.time_s - supply_on_s
-    measure("reattach_offset_s", round(offset, 1), "s", low=low, high=high,
+    measure(f"{name}_reattach_offset_s", round(offset, 1), "s", low=low, high=high,
             note=f"{what}: supply on to the attach's start ({start.text} at {clock_text(start.time_s, zone)})")
-    banner = next((line for line in meter.monitor.lines[mark:]
-                   if line.sender == MODULE and line.text == POWER_ON_CAUSE), None)
+    banner = next((line for line in lines[mark:] if line.sender == MODULE and line.text == POWER_ON_CAUSE), None)
     if banner is not None:
-        measure("module_power_on_after_supply_s", round(banner.time_s - supply_on_s, 1), "s", note="boot banner")
-    measure("attached", "yes" if attached else "no", note="the module said it is attached (+CGATT:1 or +CEREG)")
+        measure(f"{name}_module_power_on_after_supply_s", round(banner.time_s - supply_on_s, 1), "s",
+                note="boot banner")
+    measure(f"{name}_attached", "yes" if attached else "no",
+            note="the module said it is attached (+CGATT:1 or +CEREG)")
     sample = OffsetSample(number, local_day(supply_on_s, zone), offset, low, high)
-    heading = f"== {what}; supply on {clock_text(supply_on_s, zone)}; window +{low:g} .. +{high:g} s"
-    allure.attach(marked_excerpt(meter.monitor.lines, start, supply_on_s, zone, heading),
-                  "C4 power cut: AT monitor, offsets from the supply's return marked", allure.attachment_type.TEXT)
-    allure.attach(offsets_png([sample], "C4: first attach after a power cut against the window",
-                              [f"{number}\n{sample.day:%m-%d}"], origin="supply on", event="attach start"),
-                  "C4 power cut: stagger plot", allure.attachment_type.PNG)
+    heading = (f"== {name}: {what}; supply on {clock_text(supply_on_s, zone)}; window +{low:g} .. +{high:g} s; "
+               f"attach start +{offset:.1f} s ({'in' if sample.inside else 'OUT'})")
+    return CutSeen(sample, f"{number}\n{sample.day:%m-%d}", marked_excerpt(lines, start, supply_on_s, zone, heading))
+
+
+@pytest.mark.check("C4")
+@pytest.mark.needs("power_analyser", "monitor")
+def test_c4_first_attach_after_a_power_cut_waits_its_stagger(
+        meter: MeterSession, coverage: CoverageSetting, plan: PlanProfile, measure: Recorder) -> None:
+    c4, zone = plan.checks.C4, ZoneInfo(plan.time.timezone)
+    first = first_report_at_level(meter, measure, coverage, plan,
+                                  "the re-attach after a power cut could not be measured")
+    own = own_number(meter, first, measure)
+    seen = [reattach_after_power_cut(meter, measure, c4, zone, "own", own)]
+    with MeterNumbers(meter, measure, own) as numbers:
+        for number in [n for n in c4.meter_numbers if n != own]:
+            if not numbers.set(number):
+                break
+            seen.append(reattach_after_power_cut(meter, measure, c4, zone, f"n{number}", number))
+    cuts = [cut for cut in seen if cut is not None]
+    if cuts:
+        allure.attach("\n\n".join(cut.excerpt for cut in cuts),
+                      "C4 power cut: AT monitor, offsets from the supply's return marked", allure.attachment_type.TEXT)
+        allure.attach(offsets_png([cut.sample for cut in cuts], "C4: first attach after a power cut against the window",
+                                  [cut.label for cut in cuts], origin="supply on", event="attach start"),
+                      "C4 power cut: stagger plot", allure.attachment_type.PNG)
     measure.judge()
 
 
@@ -356,7 +385,7 @@ def test_c4f_fleet_projected_from_the_measured_stagger_stays_under_the_cell_limi
         rule = fit_rule([s.number for s in judge.samples], [s.offset_s for s in judge.samples], c4.modulus, n2_period)
     except ValueError as error:
         judge.attach("C4f measured")
-        pytest.skip(f"inconclusive: {error}")
+        inconclusive(f"{error}")
     measure("measured_t3_s", round(rule.slope_s, 2), "s", note=f"seconds per unit of n mod {c4.modulus} (plan "
                                                                 f"T3 {c4.t3_s:g} s), fitted to {rule.samples} offsets")
     measure("measured_n2_gain", round(rule.n2_gain_s, 3), "s", note=f"seconds per unit of n mod {n2_period}")

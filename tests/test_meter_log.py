@@ -9,9 +9,11 @@ from rig.analysis.meter_log import (
     compare_upload,
     entries_between,
     entry_line,
+    largest_gap_days,
     masked,
     module_counts,
     oldest_age_days,
+    oldest_age_min_days,
     parse_log_text,
     reassemble,
 )
@@ -50,6 +52,13 @@ def test_age_counts_and_windows() -> None:
     assert [e.module for e in entries_between(parsed, 0, 999, "comm")] == ["comm"]
 
 
+def test_the_oldest_entry_may_be_younger_than_the_limit_by_the_largest_gap_between_entries() -> None:
+    daily = entries(*(day * 86400 for day in (3, 1, 2, 5)))  # out of order (a clock set back): sorted first
+    assert largest_gap_days(daily) == pytest.approx(2.0)
+    assert oldest_age_min_days(30, largest_gap_days(daily)) == pytest.approx(28.0)
+    assert oldest_age_min_days(30, largest_gap_days(entries(7))) == 30  # one entry: no gap to allow
+
+
 def test_the_clock_map_interpolates_the_offset_between_reads_and_holds_it_beyond() -> None:
     clock_map = ClockMap(((1000.0, 1010.0), (2000.0, 1990.0)))
     assert clock_map.meter_time(500.0) == 510.0
@@ -65,6 +74,11 @@ def test_an_upload_that_is_a_run_of_the_download_is_identical() -> None:
 
 def test_upload_entries_dropped_by_retention_since_are_not_held_against_the_download() -> None:
     assert compare_upload(entries(1, 2, 3), entries(2, 3, 4)).identical
+
+
+def test_an_upload_read_after_the_download_is_compared_up_to_the_downloads_last_entry() -> None:
+    later = compare_upload(entries(3, 4, 5, 6, 7, 8), entries(1, 2, 3, 4, 5))
+    assert later.identical and later.compared == 3
 
 
 def test_a_missing_or_extra_entry_is_counted_once_and_shown() -> None:

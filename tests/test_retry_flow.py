@@ -21,6 +21,7 @@ from rig.analysis.retry_flow import (
     clean_cut,
     exception_flow,
     failing,
+    module_word_after,
     rail_cut_boundaries,
     retries_over,
     retry_sequence,
@@ -242,6 +243,16 @@ def test_c11_a_cut_without_cfun0_or_with_cfun0_refused_or_undone_fails():
 def test_c11_cfun0_before_the_flows_ncsearfcn_still_counts():
     lines = transcript(*cme_513(0), *after(4, FLOW[:9]), (3600, MODULE, POWER_ON_CAUSE))
     assert clean_cut(lines, len(lines) - 1)
+
+
+def test_c11_the_modules_next_word_shows_a_silent_cut_by_its_power_on_banner_and_skips_the_boot_preamble():
+    preamble = [(90000, MODULE, "Boot: Unsigned"), (90000, MODULE, "Apps A...... Verified")]
+    assert module_word_after(transcript(*give_up(0), *preamble), 7) is None  # nothing said either way yet
+    cut = transcript(*give_up(0), *preamble, (90000, MODULE, POWER_ON_CAUSE), (90000, MODULE, "Neul"),
+                     (90001, MCU, "AT"), (90001, MODULE, "OK"))
+    assert module_word_after(cut, 7).text == POWER_ON_CAUSE
+    alive = transcript(*give_up(0), (90000, MCU, "AT"), (90000, MODULE, "OK"))
+    assert module_word_after(alive, 7).text == "OK"
 
 
 # ---- evidence ------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ Log times are the meter's clock; bench events (a report at the platform, a login
 from __future__ import annotations
 
 import difflib
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -69,6 +70,20 @@ def oldest_age_days(entries: list[LogEntry], now_s: float) -> float:
     return (now_s - min(entry.time_s for entry in entries)) / DAY_S if entries else float("nan")
 
 
+def largest_gap_days(entries: Iterable[LogEntry]) -> float:
+    """The longest time between consecutive entries (in time order), days; NaN with fewer than two.
+
+    A meter keeping exactly N days drops an entry once it is N days old, so its oldest kept entry may be
+    as young as N days minus the gap that followed the dropped one: the largest gap bounds that gap."""
+    times = sorted(entry.time_s for entry in entries)
+    return max((later - earlier for earlier, later in zip(times, times[1:], strict=False)), default=math.nan) / DAY_S
+
+
+def oldest_age_min_days(log_days_min: float, gap_days: float) -> float:
+    """What the oldest entry's age must reach: `log_days_min` minus the largest gap (all of it without one)."""
+    return log_days_min if math.isnan(gap_days) else log_days_min - gap_days
+
+
 def module_counts(entries: Iterable[LogEntry]) -> Counter[str]:
     return Counter(entry.module for entry in entries)
 
@@ -116,11 +131,14 @@ class LogComparison:
 
 def compare_upload(upload: list[LogEntry], download: list[LogEntry], diff_lines: int = 60) -> LogComparison:
     """Is the upload a contiguous run of the download? Upload entries older than the download's oldest
-    (dropped since by retention) are left out of the comparison."""
+    (dropped by retention before the download) are left out of the comparison, and so are those after
+    the upload's copy of the download's last entry (logged after the download, where the upload came later)."""
     if download:
         upload = [entry for entry in upload if entry.time_s >= download[0].time_s]
     up = [entry_line(entry) for entry in upload]
     down = [entry_line(entry) for entry in download]
+    if down and down[-1] in up:
+        up = up[:len(up) - up[::-1].index(down[-1])]
     matcher = difflib.SequenceMatcher(None, up, down, autojunk=False)
     blocks = [block for block in matcher.get_matching_blocks() if block.size]
     matched = sum(block.size for block in blocks)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rig.analysis.at_transcript import (
+    FINAL_RESULT,
     POWER_ON_CAUSE,
     SEND,
     Attempt,
@@ -292,6 +293,13 @@ def clean_cut(lines: list[MonitorLine], boundary: int) -> bool:
         if ok is not None and ok.text == "OK" and ok.index < boundary:
             return True
     return False
+
+
+def module_word_after(lines: list[MonitorLine], start: int) -> MonitorLine | None:
+    """The module's first boot cause or final result code from `start`: a power-on banner shows it was cut
+    since it last spoke; anything else, that it was not (a boot's preamble lines say neither)."""
+    return next((line for line in lines[start:] if line.sender == MODULE
+                 and (line.text.startswith("REBOOT_CAUSE_") or FINAL_RESULT.match(line.text))), None)
 
 
 def c11_readings(lines: list[MonitorLine], boundaries: list[int], witness: str) -> list[Reading]:

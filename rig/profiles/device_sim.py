@@ -61,6 +61,9 @@ class MeterSim(StrictModel):
     stagger: bool = Field(True, description="spread reports by meter number (C4 defect: false)")
     obey_platform_t3: bool = Field(True, description="apply T3 changed by the platform (C4 defect: false)")
     stagger_after_power_cut: bool = Field(True, description="spread the first attach after power-on (C4 defect)")
+    power_cut_stagger_skipped_for: list[int] = Field(
+        [], description="meter numbers whose first attach after power-on is not spread (C4 defect: [1, 199])"
+    )
     freeze_interval_s: float | None = Field(
         None, gt=0, description="override of the schedule's freeze interval (C16 defect: 3600)"
     )
@@ -89,7 +92,10 @@ class MeterSim(StrictModel):
     reset_wait_s: float = Field(28800.0, gt=0, description="wait after the last failed retry, then reset (C7)")
     reset_after_failures: bool = Field(True, description="reset and re-attach after the long wait (C7 defect)")
     cme513_waits_s: list[float] = Field([60.0, 180.0, 600.0], description="waits after +CME ERROR: 513 (C9)")
-    exception_flow: list[str] = Field(REFERENCE_EXCEPTION_FLOW, description="commands after the last 513 (C10)")
+    exception_flow: list[str] = Field(
+        REFERENCE_EXCEPTION_FLOW, description="commands after the last 513 (C10); POWER_OFF powers the module off "
+        "as the MCU always does (see cfun0_before_power_off), POWER_CUT cuts it with no AT+CFUN=0 first (C11)"
+    )
     cfun0_before_power_off: bool = Field(True, description="AT+CFUN=0 before cutting module power (C11)")
     log_retention_days: float = Field(35.0, gt=0, description="age of the oldest log entry kept (C13: 7)")
     log_upload: bool = Field(True, description="logs can be uploaded to the platform (C13 defect: false)")

@@ -564,7 +564,7 @@ class C4Stagger(BehaviourCheck):
 
     title = "access stagger"
     area = "meter behaviour"
-    key_measurements: list[str] = key_measurements("own_offset_s", "reattach_offset_s")
+    key_measurements: list[str] = key_measurements("own_offset_s", "*_reattach_offset_s")
 
     severity: Severity = Field("critical", description=SEVERITY)
     t1: ClockTime = Field(time(1, 0), description="base report time T1")
@@ -663,6 +663,11 @@ class C11CfunBeforePowerOff(OnceCheck):
     area = "meter behaviour"
     key_measurements: list[str] = key_measurements("cuts_without_cfun0_*")
 
+    module_heard_within_s: Seconds = Field(
+        2 * DAY_S, description="without a module rail, the wait after the last phase for the module's next word "
+        "(a cut shows at its next power-on: the next scheduled report); silent that long is inconclusive"
+    )
+
 
 class C13Logs(OnceCheck):
     """C13: at least 30 days of logs per internal module, uploadable and downloadable."""
@@ -672,13 +677,23 @@ class C13Logs(OnceCheck):
     key_measurements: list[str] = key_measurements("download_oldest_entry_age_days")
 
     severity: Severity = Field("minor", description=SEVERITY)
-    operation_days: int = Field(31, ge=1, description="days run before the logs are read")
-    log_days_min: float = Field(30, gt=0, description="age of the oldest entry")
+    operation_days: int = Field(31, ge=1, description="days from power-on to the log download")
+    log_days_min: float = Field(
+        30, gt=0, description="age of the oldest entry, less the largest gap between consecutive entries"
+    )
+    marker_before_limit_s: Seconds = Field(
+        3600, description="a maintenance login placed log_days_min less this before the download must be logged"
+    )
+    event_margin_days: float = Field(
+        1, gt=0, description="the known events (a retry, a login, reports) are at most log_days_min less this old"
+    )
 
     @model_validator(mode="after")
     def _long_enough(self) -> C13Logs:
         if self.operation_days < self.log_days_min:
             raise ValueError("operation_days is shorter than log_days_min: the check could never pass")
+        if self.marker_before_limit_s >= self.log_days_min * DAY_S or self.event_margin_days >= self.log_days_min:
+            raise ValueError("marker_before_limit_s and event_margin_days must be shorter than log_days_min")
         return self
 
 

@@ -153,7 +153,7 @@ class MeterFirmware:
     # ---- main loop -----------------------------------------------------------------------------
     def _main(self) -> Generator[simpy.Event, None, None]:
         self._start(self._freezer())
-        if self.sim.stagger_after_power_cut:
+        if self.sim.stagger_after_power_cut and self.meter_number not in self.sim.power_cut_stagger_skipped_for:
             yield self.env.timeout(self._stagger_offset())
         self._start(self._scheduler())
         yield from self._bring_up_module()
@@ -672,6 +672,8 @@ class MeterFirmware:
         for command in self.sim.exception_flow:
             if command == "POWER_OFF":
                 yield from self._cut_module_power_cleanly()
+            elif command == "POWER_CUT":
+                self._cut_module_power(clean=False)
             else:
                 yield from self.at.command(command, timeout_s=BANNER_WAIT_S)
         self.module_up = False
