@@ -110,15 +110,19 @@ class CoverageCalculator:
         return CoverageSetting(level, serving, serving_db, interferer_db, rsrp, sinr, self.installation_loss_db)
 
     def shifted(self, setting: CoverageSetting, rsrp_step_db: float) -> CoverageSetting:
-        """`setting` with the serving path moved so the device should see `rsrp_step_db` more RSRP (and as much
-        more SINR: the noise stays); a closed-loop correction already in `setting` is kept."""
-        attenuation = setting.serving_db - step_db(rsrp_step_db)
-        if not 0 <= attenuation <= MAX_DB:
-            raise RigFault(f"{setting.level}: an RSRP step of {rsrp_step_db:+g} dB needs {attenuation:g} dB of "
-                           f"attenuation, outside 0..{MAX_DB} dB")
-        change = setting.serving_db - attenuation
-        return replace(setting, serving_db=attenuation, expected_rsrp_dbm=setting.expected_rsrp_dbm + change,
-                       expected_sinr_db=setting.expected_sinr_db + change)
+        """`setting` with serving cell and interferer moved together so the device should see `rsrp_step_db` more
+        RSRP at the same SINR (where an interferer sets it); a closed-loop correction in `setting` is kept."""
+        step = step_db(rsrp_step_db)
+        serving = setting.serving_db - step
+        interferer = setting.interferer_db if setting.interferer_db >= MAX_DB else setting.interferer_db - step
+        for name, value in (("serving", serving), ("interferer", interferer)):
+            if not 0 <= value <= MAX_DB:
+                raise RigFault(f"{setting.level}: an RSRP step of {rsrp_step_db:+g} dB needs {value:g} dB on the "
+                               f"{name} path, outside 0..{MAX_DB} dB")
+        noise_change = self.noise_dbm(interferer) - self.noise_dbm(setting.interferer_db)
+        return replace(setting, serving_db=serving, interferer_db=interferer,
+                       expected_rsrp_dbm=setting.expected_rsrp_dbm + step,
+                       expected_sinr_db=setting.expected_sinr_db + step - noise_change)
 
     def apply(self, attenuator: Rc4datAttenuator, setting: CoverageSetting) -> None:
         """Serving cell and interferer as computed; every other path closed."""

@@ -62,9 +62,9 @@ class Agreement:
         return "; ".join(self.problems)
 
     @property
-    def only_ecl_off(self) -> bool:
-        """The ECL alone disagrees (RSRP and SINR agree): noise near a threshold, worth a few more readings."""
-        return not self.ecl_matches and len(self.problems) == 1
+    def only_sinr_off(self) -> bool:
+        """ECL and RSRP agree, SINR alone does not: the interferer's path is the one to re-measure."""
+        return self.ecl_matches and len(self.problems) == 1 and self.problems[0].startswith("SINR")
 
 
 def bench_is_trusted(bench: BenchProfile) -> bool:
@@ -81,17 +81,27 @@ def closed_loop(bench: BenchProfile, plan: PlanProfile) -> bool:
     return plan.coverage.closed_loop if plan.coverage.closed_loop is not None else bench.clock == "wall"
 
 
+def ecl_for_rsrp(rsrp_dbm: float, plan: PlanProfile) -> int:
+    """The ECL a device picks from its own RSRP with the cell's thresholds (table 4-4 edges by default)."""
+    if rsrp_dbm >= plan.coverage.ecl1_rsrp_threshold_dbm:
+        return 0
+    return 1 if rsrp_dbm >= plan.coverage.ecl2_rsrp_threshold_dbm else 2
+
+
 def assess(setting: CoverageSetting, reading: DeviceReading, plan: PlanProfile, trusted: bool,
            judge_sinr: bool) -> Agreement:
-    """Confirmed when the ECL is the level's and, on an untrusted bench, RSRP (and SINR where the bench sets
-    it) agree within the plan's tolerances."""
+    """Confirmed when the device is at the level (its ECL, or its own RSRP by the cell's thresholds: an ECL that
+    contradicts the device's own RSRP is C12's finding, not the bench's) and, on an untrusted bench, RSRP (and
+    SINR where the bench sets it) agree within the plan's tolerances."""
     tolerance = plan.coverage
     rsrp_offset = None if reading.rsrp_dbm is None else reading.rsrp_dbm - setting.expected_rsrp_dbm
     sinr_offset = None if reading.sinr_db is None else reading.sinr_db - setting.expected_sinr_db
-    ecl_matches = reading.ecl == level_ecl(setting.level)
+    wanted = level_ecl(setting.level)
+    ecl_matches = reading.ecl == wanted or (reading.rsrp_dbm is not None
+                                            and ecl_for_rsrp(reading.rsrp_dbm, plan) == wanted)
     problems = []
     if not ecl_matches:
-        problems.append(f"ECL {reading.ecl}, not {level_ecl(setting.level)}")
+        problems.append(f"ECL {reading.ecl}, not {wanted}")
     if not trusted:
         if rsrp_offset is not None and abs(rsrp_offset) > tolerance.agreement_rsrp_tolerance_db:
             problems.append(f"RSRP off by {rsrp_offset:+.1f} dB (tolerance {tolerance.agreement_rsrp_tolerance_db:g})")
@@ -107,33 +117,46 @@ def calibration_reason(setting: CoverageSetting, reading: DeviceReading | None, 
             f"re-measure the path loss of attenuator channel {channel}")
 
 
-def corrected(calculator: CoverageCalculator, setting: CoverageSetting, agreement: Agreement,
-              step_max_db: float, tolerance_db: float) -> CoverageSetting:
+def corrected(setting: CoverageSetting, agreement: Agreement, step_max_db: float,
+              tolerance_db: float) -> CoverageSetting:
     """The next closed-loop try: serving attenuation moved by the RSRP offset (bounded), or, once RSRP agrees,
-    the interferer moved by the SINR offset. Raises CalibrationFault when the correction leaves the range."""
-    rsrp_offset = agreement.rsrp_offset_db or 0.0
-    if abs(rsrp_offset) > tolerance_db or not agreement.ecl_matches:
-        change = step_db(max(-step_max_db, min(step_max_db, rsrp_offset)))
+    the interferer moved by the SINR offset. CalibrationFault when the correction leaves the attenuator's
+    range or there is nothing to correct with (no RSRP reported, or SINR set by thermal noise alone)."""
+    rsrp_offset = agreement.rsrp_offset_db
+    if not agreement.only_sinr_off:
+        change = step_db(max(-step_max_db, min(step_max_db, rsrp_offset or 0.0)))
+        if change == 0:
+            raise CalibrationFault("the device's RSRP gives nothing to correct by")
         value = setting.serving_db + change
         if not 0.0 <= value <= MAX_DB:
-            raise CalibrationFault(f"{setting.level}: correcting the serving path by {change:+.2f} dB needs "
-                                   f"{value:.2f} dB of attenuation, outside 0..{MAX_DB:g} dB")
+            raise CalibrationFault(f"correcting the serving path by {change:+.2f} dB needs {value:.2f} dB of "
+                                   f"attenuation, outside 0..{MAX_DB:g} dB")
         return replace(setting, serving_db=value)
-    sinr_offset = agreement.sinr_offset_db or 0.0
-    change = step_db(max(-step_max_db, min(step_max_db, sinr_offset)))
+    change = step_db(max(-step_max_db, min(step_max_db, agreement.sinr_offset_db or 0.0)))
     value = setting.interferer_db - change
-    if setting.interferer_db >= MAX_DB and change < 0:
-        return setting  # thermal noise alone sets SINR: nothing to correct with
+    if change == 0 or setting.interferer_db >= MAX_DB and change < 0:
+        raise CalibrationFault("thermal noise alone sets SINR here: the interferer cannot correct it")
     if not 0.0 <= value <= MAX_DB:
-        raise CalibrationFault(f"{setting.level}: correcting the interferer by {-change:+.2f} dB needs "
-                               f"{value:.2f} dB of attenuation, outside 0..{MAX_DB:g} dB")
-    return replace(setting, interferer_db=min(value, MAX_DB))
+        raise CalibrationFault(f"correcting the interferer by {-change:+.2f} dB needs {value:.2f} dB of "
+                               f"attenuation, outside 0..{MAX_DB:g} dB")
+    return replace(setting, interferer_db=value)
 
 
-def majority_ecl(readings: list[DeviceReading]) -> int | None:
-    """The ECL most readings show (the first of a tie), None without readings."""
+def majority_ecl(readings: list[DeviceReading], preferred: int) -> int | None:
+    """The ECL most readings show, a tie going to `preferred` (the level's), None without readings."""
     ecls = [r.ecl for r in readings if r.ecl is not None]
-    return max(ecls, key=ecls.count) if ecls else None
+    if not ecls:
+        return None
+    most = max(ecls.count(ecl) for ecl in ecls)
+    return preferred if ecls.count(preferred) == most else max(ecls, key=ecls.count)
+
+
+def combined(readings: list[DeviceReading], preferred: int) -> DeviceReading:
+    """Several readings as one: the majority ECL (ties to the level's), the median RSRP and SINR."""
+    rsrp = median([r.rsrp_dbm for r in readings])
+    sinr = median([r.sinr_db for r in readings])
+    return DeviceReading(majority_ecl(readings, preferred), None if math.isnan(rsrp) else rsrp,
+                         None if math.isnan(sinr) else sinr, f"majority and median of {len(readings)} readings")
 
 
 def median(values: list[float]) -> float:
@@ -153,7 +176,9 @@ class LevelConfirmer:
     """Confirms a level from the device's readings, correcting a closed-loop bench, recording every step.
 
     `read()` gives the device's next reading (a "report now" over the near-end port, the next report, or
-    `AT+NUESTATS` on a module); `record(name, value, unit, note=...)` files a measurement.
+    `AT+NUESTATS` on a module); `record(name, value, unit, note=...)` files a measurement. A reading that
+    disagrees is read again (`coverage.confirm_readings` in all, majority ECL and median RSRP/SINR) before
+    the bench is corrected or called broken, so one noisy reading near a threshold decides nothing.
     """
 
     def __init__(self, calculator: CoverageCalculator, attenuator: Rc4datAttenuator, bench: BenchProfile,
@@ -166,58 +191,62 @@ class LevelConfirmer:
         self.trusted = bench_is_trusted(bench)
         self.closed_loop = closed_loop(bench, plan)
         self.judge_sinr = bench.rf.interferer is not None
-        self.channel = calculator.attenuator.channels["serving"]
+        self.channels = calculator.attenuator.channels
 
     def confirm(self, setting: CoverageSetting, reading: DeviceReading | None) -> CoverageSetting:
         """The setting the device is confirmed at (perhaps corrected); CalibrationFault when it cannot be."""
         coverage = self.plan.coverage
-        if reading is None:
-            raise CalibrationFault(calibration_reason(setting, None, self.channel, "no reading"))
-        for attempt in range(coverage.closed_loop_tries + 1):
-            agreement = self._agreement(setting, reading, attempt)
+        attempt = 0
+        while True:
+            if reading is None:
+                why = "no reading" + (f" after correction {attempt}" if attempt else "")
+                raise CalibrationFault(calibration_reason(setting, None, self.channels["serving"], why))
+            agreement, reading = self._agreement(setting, reading, attempt)
             if agreement.confirmed:
                 self.record("coverage_confirmed", "yes", note=self._how(attempt))
                 return setting
+            channel = self.channels["interferer" if agreement.only_sinr_off else "serving"]
             if not self.closed_loop or attempt == coverage.closed_loop_tries:
                 what = "closed loop ran out of tries" if self.closed_loop else self._open_loop_text()
-                raise CalibrationFault(calibration_reason(setting, reading, self.channel,
-                                                          f"{agreement.reason}; {what}"))
+                raise CalibrationFault(calibration_reason(setting, reading, channel, f"{agreement.reason}; {what}"))
             try:
-                setting = corrected(self.calculator, setting, agreement, coverage.closed_loop_step_max_db,
+                setting = corrected(setting, agreement, coverage.closed_loop_step_max_db,
                                     coverage.agreement_rsrp_tolerance_db)
             except CalibrationFault as fault:
-                raise CalibrationFault(calibration_reason(setting, reading, self.channel,
+                raise CalibrationFault(calibration_reason(setting, reading, channel,
                                                           f"{agreement.reason}; {fault}")) from None
+            attempt += 1
             self.calculator.apply(self.attenuator, setting)
-            self.record(f"correction_{attempt + 1}_serving_attenuation_db", setting.serving_db, "dB",
+            self.record(f"correction_{attempt}_serving_attenuation_db", setting.serving_db, "dB",
                         note=agreement.reason)
-            self.record(f"correction_{attempt + 1}_interferer_attenuation_db", setting.interferer_db, "dB")
+            self.record(f"correction_{attempt}_interferer_attenuation_db", setting.interferer_db, "dB")
             reading = self.read()
-            if reading is None:
-                raise CalibrationFault(calibration_reason(setting, None, self.channel, "no reading after a correction"))
-        raise AssertionError("unreachable")  # the loop returns or raises
 
-    def _agreement(self, setting: CoverageSetting, reading: DeviceReading, attempt: int) -> Agreement:
-        """One reading judged; an ECL off by the noise near a threshold gets a majority of a few more readings."""
+    def _agreement(self, setting: CoverageSetting, reading: DeviceReading,
+                   attempt: int) -> tuple[Agreement, DeviceReading]:
+        """A reading judged; one that disagrees is judged again with more readings (majority and median)."""
         suffix = "" if attempt == 0 else f"_after_correction_{attempt}"
+        self._record(setting, reading, suffix)
         agreement = assess(setting, reading, self.plan, self.trusted, self.judge_sinr)
+        if agreement.confirmed or self.plan.coverage.confirm_readings < 2:
+            return agreement, reading
         readings = [reading]
-        if agreement.only_ecl_off and self.plan.coverage.confirm_readings > 1:
-            readings += [r for r in (self.read() for _ in range(self.plan.coverage.confirm_readings - 1)) if r]
-            ecl = majority_ecl(readings)
-            rsrp = median([r.rsrp_dbm for r in readings])
-            sinr = median([r.sinr_db for r in readings])
-            combined = DeviceReading(ecl, None if math.isnan(rsrp) else rsrp, None if math.isnan(sinr) else sinr,
-                                     f"majority of {len(readings)}")
-            agreement = assess(setting, combined, self.plan, self.trusted, self.judge_sinr)
-            reading = combined
+        for number in range(2, self.plan.coverage.confirm_readings + 1):
+            more = self.read()
+            if more is not None:
+                self._record(setting, more, f"{suffix}_reading_{number}")
+                readings.append(more)
+        reading = combined(readings, level_ecl(setting.level))
+        self._record(setting, reading, f"{suffix}_combined")
+        return assess(setting, reading, self.plan, self.trusted, self.judge_sinr), reading
+
+    def _record(self, setting: CoverageSetting, reading: DeviceReading, suffix: str) -> None:
         note = f"bench expects {setting.expected_rsrp_dbm:.1f} dBm, {setting.expected_sinr_db:.1f} dB; {reading.source}"
         self.record(f"device_rsrp_dbm{suffix}", reading.rsrp_dbm if reading.rsrp_dbm is not None else "not reported",
                     "dBm", note=note)
         self.record(f"device_sinr_db{suffix}", reading.sinr_db if reading.sinr_db is not None else "not reported",
                     "dB")
         self.record(f"device_ecl{suffix}", reading.ecl, "", note=f"level {setting.level}")
-        return agreement
 
     def _how(self, attempt: int) -> str:
         basis = "ECL" if self.trusted else "ECL, RSRP" + (" and SINR" if self.judge_sinr else "")

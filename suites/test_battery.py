@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import allure
 import pytest
 
-from fixtures.checks import Recorder, first_report_at_level
+from fixtures.checks import Recorder
+from fixtures.levels import first_report_at_level
 from rig.analysis.energy import DAY_S, Decimator, EnergyTally, charge_per_year_ah, plan_battery_years, stream
 from rig.meter_session import MeterSession, reports_of
 from rig.platform.server import Ticket, Uplink

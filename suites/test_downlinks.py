@@ -33,7 +33,8 @@ from collections.abc import Iterator
 import allure
 import pytest
 
-from fixtures.checks import Recorder, first_report_at_level
+from fixtures.checks import Recorder
+from fixtures.levels import first_report_at_level
 from rig.analysis.downlinks import (
     DAY_S,
     answer_delay_s,

@@ -19,6 +19,7 @@ import allure
 import pytest
 
 from fixtures.checks import Recorder, module_rail
+from fixtures.levels import confirm_from_monitor
 from rig.analysis.at_transcript import Attempt
 from rig.analysis.rail import RailEdges
 from rig.analysis.retry_flow import (
@@ -60,16 +61,17 @@ def retries_window_s(check: C9CmeError513) -> float:
     return sum(wait * (1 + check.tolerance_fraction) + check.tolerance_s + ANSWER_ALLOWANCE_S for wait in check.waits_s)
 
 
-def first_513(meter: MeterSession, measure: Recorder, purpose: str) -> int:
-    """With the observe withheld, power the meter until its first send is answered 513; the monitor's mark."""
+def first_513(meter: MeterSession, measure: Recorder, purpose: str, coverage: CoverageSetting,
+              plan: PlanProfile) -> int:
+    """With the observe withheld, power the meter until its first send is answered 513, and confirm the level
+    from the module's own readings on the monitor (no report reaches the platform); the monitor's mark."""
     mark = meter.monitor.mark()
     meter.platform.withhold_observe = True
     meter.power_on()
     if meter.monitor.wait_for(f"^{re.escape(CME_513)}$", FIRST_SEND_WITHIN_S, sender=MODULE, mark=mark) is None:
         measure("cme_513_answers", 0, "", low=1, note=f"none within {FIRST_SEND_WITHIN_S:.0f} s of power-on")
         pytest.fail(f"no send was answered {CME_513}, so {purpose}")
-    measure("coverage_confirmed", "no", note="bench value kept: no report reaches the platform while it withholds "
-                                             "the observe")
+    confirm_from_monitor(meter, measure, coverage, plan, mark)
     return mark
 
 
@@ -103,7 +105,7 @@ def retry_notes(lines: list[MonitorLine], errors: list[Attempt], check: C9CmeErr
 def test_c9_meter_retries_after_513_at_1_3_and_10_min(meter: MeterSession, coverage: CoverageSetting,
                                                        plan: PlanProfile, measure: Recorder) -> None:
     c9 = plan.checks.C9
-    mark = first_513(meter, measure, "the retries after it could not be measured")
+    mark = first_513(meter, measure, "the retries after it could not be measured", coverage, plan)
     lines = meter.monitor.lines
     meter.bench.clock.wait_until(lambda: retries_over(lines, answered_513(lines, meter.codec, mark, ()), c9),
                                  retries_window_s(c9))
@@ -122,7 +124,7 @@ def test_c10_meter_runs_the_exception_flow_after_the_last_failed_retry(
         meter: MeterSession, bench: Bench, coverage: CoverageSetting, device_profile: DeviceProfile,
         plan: PlanProfile, measure: Recorder) -> None:
     c10 = plan.checks.C10
-    mark = first_513(meter, measure, "no exception flow followed a failed retry")
+    mark = first_513(meter, measure, "no exception flow followed a failed retry", coverage, plan)
     lines = meter.monitor.lines
     rail = module_rail(bench, device_profile)
     edges = RailEdges() if rail is not None else None

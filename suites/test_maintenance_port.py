@@ -18,7 +18,8 @@ from contextlib import contextmanager
 import allure
 import pytest
 
-from fixtures.checks import Recorder, power_on_until_first_report
+from fixtures.checks import Recorder
+from fixtures.levels import power_on_until_first_report
 from rig.analysis.meter_log import ClockMap, entries_between, entry_line, masked, transcript
 from rig.bench import Bench
 from rig.clock import Clock

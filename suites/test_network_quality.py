@@ -12,16 +12,16 @@ and SINR accuracy is judged only on a bench with a reference calibration, else r
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import allure
 import pytest
 
-from fixtures.checks import Recorder, confirm_coverage, module_at_level, power_on_until_first_report
+from fixtures.checks import Recorder
+from fixtures.levels import confirm_coverage, module_at_level, power_on_until_first_report
 from rig.bench import Bench
 from rig.coverage import CoverageCalculator, CoverageSetting
-from rig.level_confirmation import bench_is_trusted, median
+from rig.level_confirmation import bench_is_trusted, ecl_for_rsrp, median
 from rig.meter_session import MeterSession
 from rig.module_session import ModuleSession
 from rig.profiles.device import DeviceProfile
@@ -33,13 +33,6 @@ SETTLE_S = 120.0  # after a report or a step: its release and the idle window
 ATTACH_WITHIN_S = 600.0
 
 ReadNetwork = Callable[[], dict | None]
-
-
-def expected_ecl(rsrp_dbm: float, plan: PlanProfile) -> int:
-    """The ECL a device picks from its own RSRP with the cell's thresholds (table 4-4 edges by default)."""
-    if rsrp_dbm >= plan.coverage.ecl1_rsrp_threshold_dbm:
-        return 0
-    return 1 if rsrp_dbm >= plan.coverage.ecl2_rsrp_threshold_dbm else 2
 
 
 class FieldTally:
@@ -64,7 +57,7 @@ class FieldTally:
         self.wrong_earfcn += network.get("earfcn") != self.cell.earfcn
         rsrp, ecl = network.get("rsrp_dbm"), network.get("ecl")
         if rsrp is not None and ecl is not None:
-            self.inconsistent_ecl += ecl != expected_ecl(rsrp, self.plan)
+            self.inconsistent_ecl += ecl != ecl_for_rsrp(rsrp, self.plan)
 
     def record(self, measure: Recorder) -> None:
         missing = ", ".join(f"{name} x{count}" for name, count in self.missing.items() if count) or "none"
@@ -91,12 +84,14 @@ def track(measure: Recorder, bench: Bench, plan: PlanProfile, confirmed: Coverag
         setting = calculator.shifted(confirmed, step)
         if number:
             calculator.apply(bench.attenuator, setting)
-        readings = [first] if number == 0 else []
+        readings = [first] if number == 0 and first is not None else []
         while len(readings) < c12.readings_per_step:
             bench.clock.sleep(SETTLE_S)
             readings.append(read())
         for network in readings:
             tally.add(network)
+        if number == 0:
+            step_0 = readings
         rsrp = median([(n or {}).get("rsrp_dbm") for n in readings])
         medians.append(rsrp)
         expected.append(setting.expected_rsrp_dbm)
@@ -111,19 +106,19 @@ def track(measure: Recorder, bench: Bench, plan: PlanProfile, confirmed: Coverag
                     high=c12.tracking_tolerance_db, note="reported change - set change")
     allure.attach("\n".join(evidence), "RSRP steps: bench vs device", allure.attachment_type.TEXT)
     tally.record(measure)
-    judge_absolute(measure, bench, plan, confirmed, [first] if first else [])
+    judge_absolute(measure, bench, plan, confirmed, step_0)
     measure.judge()
 
 
 def judge_absolute(measure: Recorder, bench: Bench, plan: PlanProfile, setting: CoverageSetting,
                    readings: list[dict]) -> None:
-    """Absolute RSRP/SINR error of the confirmed step's first reading: judged on a reference-calibrated bench,
+    """Absolute RSRP/SINR error of the confirmed step's median reading: judged on a reference-calibrated bench,
     else recorded with the reason (the bench's own loss is not known well enough to blame the device)."""
     c12 = plan.checks.C12
-    network = readings[0] if readings else {}
-    rsrp, sinr = network.get("rsrp_dbm"), network.get("sinr_db")
-    rsrp_error = round(rsrp - setting.expected_rsrp_dbm, 1) if rsrp is not None else math.nan
-    sinr_error = round(sinr - setting.expected_sinr_db, 1) if sinr is not None else math.nan
+    rsrp = median([(n or {}).get("rsrp_dbm") for n in readings])
+    sinr = median([(n or {}).get("sinr_db") for n in readings])
+    rsrp_error = round(rsrp - setting.expected_rsrp_dbm, 1)
+    sinr_error = round(sinr - setting.expected_sinr_db, 1)
     if not bench_is_trusted(bench.profile):
         reason = "recorded only: the bench has no reference calibration"
         measure("rsrp_error_db", rsrp_error, "dB", note=reason)
@@ -154,10 +149,12 @@ def test_c12_meter_reports_network_quality_that_tracks_the_bench(reporting_meter
                                                                  measure: Recorder) -> None:
     """The first report confirms the level; then "report now" readings at each RSRP step while powered."""
     meter = reporting_meter
-    first = power_on_until_first_report(meter, measure, "no network quality could be read", coverage)
+    first = power_on_until_first_report(meter, measure, "no network quality could be read", coverage, plan)
     network = first.message.get("network") if first.message else None
     confirmed = confirm_coverage(meter, measure, coverage, plan, first)
     meter.release_level()  # the steps may cross an ECL threshold on a bench off its calibration: tracking still holds
+    if confirmed != coverage:
+        network = None  # read before a closed-loop correction: step 0 is read afresh
 
     def read() -> dict | None:
         report = meter.report_now(REPORT_WITHIN_S)
@@ -177,4 +174,4 @@ def test_c12_bare_module_reports_network_quality_that_tracks_the_bench(module: M
     """`AT+NUESTATS` once attached confirms the level; then readings at each RSRP step."""
     module.power_on()
     confirmed = module_at_level(module, measure, coverage, plan, ATTACH_WITHIN_S)
-    track(measure, bench, plan, confirmed, module.network(), module.network)
+    track(measure, bench, plan, confirmed, None, module.network)

@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo
 import allure
 import pytest
 
-from fixtures.checks import Recorder, first_report_at_level
+from fixtures.checks import Recorder
+from fixtures.levels import first_report_at_level
 from rig.analysis.reports import (
     DAY_S,
     REPORT_KINDS,

@@ -15,7 +15,8 @@ import re
 import allure
 import pytest
 
-from fixtures.checks import Recorder, first_report_at_level, module_at_level
+from fixtures.checks import Recorder
+from fixtures.levels import first_report_at_level, module_at_level
 from rig.analysis.energy import Decimator, EnergyTally, OffSpans, stream
 from rig.bench import Bench
 from rig.instruments.power import N6705CPowerAnalyser

@@ -6,7 +6,8 @@ from __future__ import annotations
 import allure
 import pytest
 
-from fixtures.checks import Recorder, first_report_at_level, module_at_level
+from fixtures.checks import Recorder
+from fixtures.levels import first_report_at_level, module_at_level
 from fixtures.verdicts import inconclusive
 from rig.analysis.trace import Trace
 from rig.measurements import Measurement

@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 import allure
 import pytest
 
-from fixtures.checks import Recorder, confirm_coverage, no_report_at_level
+from fixtures.checks import Recorder
+from fixtures.levels import confirm_coverage, no_report_at_level
 from fixtures.verdicts import inconclusive
 from rig.coverage import CoverageSetting
 from rig.meter_session import MeterSession, reports_of
@@ -63,10 +64,11 @@ def test_c22_meter_reports_arrive_on_their_day_at_least_99_percent(meter: MeterS
     c22 = plan.checks.C22
     zone = ZoneInfo(plan.time.timezone)
     clock = meter.bench.clock
+    mark = meter.monitor.mark() if meter.monitor else 0
     meter.power_on()
     first = meter.wait_for_report(FIRST_REPORT_WITHIN_S)
     if first is None:
-        no_report_at_level(meter, coverage)
+        no_report_at_level(meter, coverage, plan, mark)
         measure("first_report", "none", note=f"no report within {FIRST_REPORT_WITHIN_S:.0f} s of power-on")
         measure("success_rate", 0.0, "", low=c22.success_min, note="the meter never reported")
         measure.judge()

@@ -16,7 +16,8 @@ from __future__ import annotations
 import allure
 import pytest
 
-from fixtures.checks import Recorder, first_report_at_level
+from fixtures.checks import Recorder
+from fixtures.levels import first_report_at_level
 from rig.analysis.at_transcript import attempts
 from rig.analysis.retry_flow import (
     Reading,

@@ -29,7 +29,8 @@ from zoneinfo import ZoneInfo
 import allure
 import pytest
 
-from fixtures.checks import Recorder, first_report_at_level
+from fixtures.checks import Recorder
+from fixtures.levels import first_report_at_level
 from fixtures.verdicts import inconclusive
 from rig.analysis.at_transcript import POWER_ON_CAUSE, Attempt, attempts, says_attached
 from rig.analysis.stagger import (

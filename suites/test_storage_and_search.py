@@ -15,7 +15,8 @@ import allure
 import numpy as np
 import pytest
 
-from fixtures.checks import Recorder, module_rail, not_applicable, power_on_until_first_report
+from fixtures.checks import Recorder, module_rail, not_applicable
+from fixtures.levels import power_on_until_first_report
 from rig.analysis.at_transcript import POWER_ON_CAUSE
 from rig.analysis.rail import RAIL_OFF_A
 from rig.analysis.trace import Trace

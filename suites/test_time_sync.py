@@ -14,7 +14,8 @@ from __future__ import annotations
 import allure
 import pytest
 
-from fixtures.checks import Recorder, first_report_at_level
+from fixtures.checks import Recorder
+from fixtures.levels import first_report_at_level
 from rig.analysis.downlinks import clock_residual_s, status_of
 from rig.coverage import CoverageSetting
 from rig.meter_session import MeterSession

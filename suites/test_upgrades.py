@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import allure
 import pytest
 
-from fixtures.checks import Recorder, power_on_until_first_report
+from fixtures.checks import Recorder
+from fixtures.levels import power_on_until_first_report
 from rig.analysis.meter_log import transcript
 from rig.bench import Bench
 from rig.maintenance import MaintenanceDriver, MaintenanceRefused

@@ -92,4 +92,22 @@ def test_a_level_beyond_the_service_edge_is_broken_not_failed(tmp_path: Path, lo
     row = run(tmp_path, "C5", bench(tmp_path, "sim-12db", f"twin: {{installation_loss_db: {loss_db}}}"))
     ce2 = [o for o in row.outcomes if o.level == "CE2" and "bare_module" not in o.test]
     assert [o.outcome for o in ce2] == ["broken"]
-    assert "the module finds no cell" in ce2[0].reason
+    assert "no report came at the level, but the meter reports at" in ce2[0].reason
+
+
+def test_reports_at_another_ecl_than_the_level_break_the_cell(tmp_path: Path) -> None:
+    """4 dB off, CE1 sits 1 dB above the ECL 2 threshold: a plan that tolerates no off-level report breaks C22."""
+    strict = write(tmp_path / "strict.yaml", f"extends: {PLAN}\nname: strict\n"
+                   "coverage: {off_level_reports_max_fraction: 0}\n")
+    row = run(tmp_path, "C22", bench(tmp_path, "sim-4db", "twin: {installation_loss_db: 4}"), strict,
+              select=("-k", "CE1"))
+    [c22] = [o for o in row.outcomes if o.level == "CE1"]
+    assert c22.outcome == "broken" and "OffLevelFault" in c22.reason and "at another ECL than 1" in c22.reason
+
+
+def test_a_meter_that_cannot_transmit_fails_on_a_good_bench_and_is_not_blamed_on_it(tmp_path: Path) -> None:
+    """No report at the level, but the module's own reading on the monitor agrees with the bench: failed."""
+    dead = write(tmp_path / "dead-tx.yaml", f"extends: {REFERENCE}\nname: dead-tx\n"
+                 "sim: {module: {tx_power_dbm: -40}}\n")
+    row = run(tmp_path, "C3", SIM, device=dead, select=("-k", "CE1"))
+    assert [o.outcome for o in row.outcomes if o.level == "CE1" and "bare_module" not in o.test] == ["failed"]

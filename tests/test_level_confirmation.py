@@ -15,6 +15,7 @@ from rig.level_confirmation import (
     bench_is_trusted,
     calibration_reason,
     closed_loop,
+    combined,
     corrected,
     level_ecl,
     majority_ecl,
@@ -66,15 +67,19 @@ def test_a_trusted_bench_confirms_on_the_ecl_alone_so_c12_can_judge_accuracy(sim
     setting = CoverageCalculator(sim, plan).setting("CE1")
     far_off = DeviceReading(1, -100.0, 12.0, "report")
     assert assess(setting, far_off, plan, trusted=True, judge_sinr=True).confirmed
-    assert not assess(setting, DeviceReading(2, -110.0, 2.0, "report"), plan, trusted=True, judge_sinr=True).confirmed
+    assert not assess(setting, DeviceReading(2, -120.0, 2.0, "report"), plan, trusted=True, judge_sinr=True).confirmed
 
 
-def test_only_the_ecl_off_asks_for_a_majority(sim, plan) -> None:
+def test_an_ecl_that_contradicts_the_devices_own_rsrp_is_the_devices_finding_not_the_benchs(sim, plan) -> None:
     setting = CoverageCalculator(sim, plan).setting("CE1")
-    near_edge = assess(setting, DeviceReading(2, -114.6, 0.0, "report"), plan, trusted=False, judge_sinr=True)
-    assert near_edge.only_ecl_off
-    far = assess(setting, DeviceReading(2, -120.0, 0.0, "report"), plan, trusted=False, judge_sinr=True)
-    assert not far.only_ecl_off
+    assert assess(setting, DeviceReading(0, -110.2, 2.0, "report"), plan, trusted=False, judge_sinr=True).confirmed
+
+
+def test_only_sinr_off_names_the_interferer_path(sim, plan) -> None:
+    setting = CoverageCalculator(sim, plan).setting("CE1")
+    assert assess(setting, DeviceReading(1, -110.3, 10.4, "report"), plan, trusted=False, judge_sinr=True).only_sinr_off
+    assert not assess(setting, DeviceReading(2, -120.0, 9.0, "report"), plan, trusted=False,
+                      judge_sinr=True).only_sinr_off
 
 
 def test_a_reference_calibration_makes_the_bench_trusted_and_never_closed_loop(sim, plan) -> None:
@@ -92,16 +97,16 @@ def test_a_correction_moves_the_serving_path_by_the_offset_bounded_by_the_step(s
     calculator = CoverageCalculator(sim, plan)
     setting = calculator.setting("CE1")  # 20 dB of attenuation
     weak = assess(setting, DeviceReading(2, -119.7, -7.7, "report"), plan, trusted=False, judge_sinr=True)
-    assert corrected(calculator, setting, weak, 10.0, 6.0).serving_db == 10.25
+    assert corrected(setting, weak, 10.0, 6.0).serving_db == 10.25
     much_weaker = assess(setting, DeviceReading(2, -128.0, -16.0, "report"), plan, trusted=False, judge_sinr=True)
-    assert corrected(calculator, setting, much_weaker, 10.0, 6.0).serving_db == 10.0  # bounded step
+    assert corrected(setting, much_weaker, 10.0, 6.0).serving_db == 10.0  # bounded step
 
 
 def test_once_rsrp_agrees_the_interferer_is_corrected_by_the_sinr_offset(sim, plan) -> None:
     calculator = CoverageCalculator(sim, plan)
     setting = calculator.setting("CE1")
     clean = assess(setting, DeviceReading(1, -110.3, 10.4, "report"), plan, trusted=False, judge_sinr=True)
-    fixed = corrected(calculator, setting, clean, 10.0, 6.0)
+    fixed = corrected(setting, clean, 10.0, 6.0)
     # 12.25 dB of interferer attenuation less the 8.37 dB offset, on the 0.25 dB step
     assert fixed.serving_db == setting.serving_db and fixed.interferer_db == 4.0
 
@@ -111,7 +116,7 @@ def test_a_correction_out_of_the_attenuators_range_is_a_calibration_fault(sim, p
     setting = calculator.setting("CE0")  # 5 dB of attenuation
     weak = assess(setting, DeviceReading(0, -105.0, 0.0, "report"), plan, trusted=False, judge_sinr=True)
     with pytest.raises(CalibrationFault, match="outside 0..95"):
-        corrected(calculator, setting, weak, 10.0, 6.0)
+        corrected(setting, weak, 10.0, 6.0)
 
 
 def test_the_calibration_reason_names_both_figures_and_what_to_measure(sim, plan) -> None:
@@ -133,7 +138,18 @@ def test_nuestats_lines_become_a_reading_and_sentinels_mean_no_service(lines, ex
     assert (reading if reading is None else (reading.ecl, reading.rsrp_dbm, reading.sinr_db)) == expected
 
 
-def test_majority_and_median_of_readings() -> None:
+def test_majority_and_median_of_readings_a_tie_going_to_the_levels_ecl() -> None:
     readings = [DeviceReading(ecl, -114.0, 0.0, "r") for ecl in (2, 1, 1)]
-    assert majority_ecl(readings) == 1 and majority_ecl([]) is None
+    assert majority_ecl(readings, 2) == 1 and majority_ecl([], 1) is None
+    assert majority_ecl(readings[:2], 1) == 1 and majority_ecl(readings[:2], 2) == 2
     assert median([3.0, None, 1.0, 2.0]) == 2.0 and math.isnan(median([None]))
+    joined = combined([DeviceReading(2, -115.4, 0.1, "r"), DeviceReading(1, -114.6, 0.3, "r"),
+                       DeviceReading(1, -114.9, None, "r")], 1)
+    assert (joined.ecl, joined.rsrp_dbm, joined.sinr_db) == (1, -114.9, 0.2)
+
+
+def test_a_correction_with_nothing_to_correct_by_is_a_calibration_fault(sim, plan) -> None:
+    setting = CoverageCalculator(sim, plan).setting("CE1")
+    no_rsrp = assess(setting, DeviceReading(2, None, None, "report"), plan, trusted=False, judge_sinr=True)
+    with pytest.raises(CalibrationFault, match="nothing to correct by"):
+        corrected(setting, no_rsrp, 10.0, 6.0)

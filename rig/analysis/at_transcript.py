@@ -104,3 +104,22 @@ def config_reboot(lines: list[MonitorLine], command: MonitorLine) -> bool:
     """An AT+NRB that applies the AT+NCONFIG just before it (queries aside): configuration, not a give-up."""
     previous = [line for line in commands(lines, 0, command.index) if not is_query(line.text)]
     return bool(previous) and previous[-1].text.upper().startswith("AT+NCONFIG=")
+
+
+def nuestats_answers(lines: list[MonitorLine], start: int = 0) -> list[tuple[MonitorLine, list[str]]]:
+    """Each `AT+NUESTATS` the MCU sent from `start`, with the module's reply lines up to its final result
+    (the device's own radio reading, seen passively on the sniffer)."""
+    found = []
+    for index in range(start, len(lines)):
+        line = lines[index]
+        if line.sender != MCU or line.text.strip().upper() != "AT+NUESTATS":
+            continue
+        reply = []
+        for later in lines[index + 1:]:
+            if later.sender == MCU:
+                break  # unanswered
+            if FINAL_RESULT.match(later.text):
+                found.append((line, reply))
+                break
+            reply.append(later.text)
+    return found

@@ -176,9 +176,12 @@ class CoverageSettings(StrictModel):
     )
     closed_loop_step_max_db: float = Field(10.0, gt=0, description="largest correction of one closed-loop try")
     closed_loop_tries: int = Field(4, ge=1, description="closed-loop corrections before the level is broken")
-    confirm_readings: int = Field(3, ge=1, description="readings (majority ECL) when the first is at another ECL")
+    confirm_readings: int = Field(
+        3, ge=1, description="readings (majority ECL, median RSRP/SINR) when the first disagrees with the bench"
+    )
     off_level_reports_max_fraction: float = Field(
-        0.1, ge=0, le=1, description="share of a check's reports at another ECL before its cell is broken"
+        0.1, ge=0, le=1, description="share of a check's reports at another ECL (more than one) before its cell "
+        "is broken"
     )
     go_live: GoLive = Field(default_factory=GoLive, description="installation and go-live rules")
 
@@ -899,8 +902,10 @@ class PlanProfile(StrictModel):
             raise ValueError(f"behaviour_level {value} is not one of the plan's levels {levels}")
         return value
 
-    def _tracking_steps_inside_windows(self) -> None:
-        """C12's tracking steps keep each level's RSRP inside its window (the device stays at the level)."""
+    @model_validator(mode="after")
+    def _tracking_steps_inside_windows(self) -> PlanProfile:
+        """C12's tracking steps keep each level's RSRP inside its window (the device stays at the level; the
+        interferer moves with the serving cell, so SINR stays where the level put it)."""
         coverage = self.coverage
         for level in self.levels:
             window, target = getattr(coverage.windows, level), getattr(coverage.targets, level)
@@ -910,6 +915,7 @@ class PlanProfile(StrictModel):
                 if rsrp < window.rsrp_min_dbm or (high is not None and rsrp >= high):
                     raise ValueError(f"checks.C12.tracking_rsrp_steps_db {step:g} puts {level} at {rsrp:g} dBm, "
                                      f"outside its window [{window.rsrp_min_dbm:g}, {high}) dBm")
+        return self
 
     def run_levels(self, check: str) -> list[Level]:
         """The levels `check` runs at: every plan level (`all`), else the behaviour level (`one`; a level-free
@@ -936,7 +942,6 @@ class PlanProfile(StrictModel):
                     PlanWarning,
                     stacklevel=2,
                 )
-        self._tracking_steps_inside_windows()
         success = self.checks.C22
         if success.reports_min > success.reports_per_level:
             warnings.warn(
