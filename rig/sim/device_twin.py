@@ -43,7 +43,7 @@ class DeviceTwin:
         interferer = Interferer(rf_interferer.power_dbm, rf_interferer.attenuator_channel) if rf_interferer else None
         self.radio = RadioEnvironment(
             twin.attenuator, self.cells, path_loss, world.rng, interferer, settings.installation_loss_db,
-            profile.sim.module.noise_figure_db, profile.sim.module.measurement_sd_db,
+            profile.sim.module.noise_figure_db, measurement_sd_db=profile.sim.module.measurement_sd_db,
         )
         self.platform_link = twin.add_udp("platform")
         self.network = Network(world, self.radio, twin.bench.network, self.platform_link, lambda: twin.lockstep)

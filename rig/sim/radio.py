@@ -73,7 +73,8 @@ class RadioEnvironment:
         interferer: Interferer | None = None,
         installation_loss_db: float = 0.0,
         noise_figure_db: float = 7.0,
-        measurement_noise_db: float = 1.0,
+        *,
+        measurement_sd_db: float,
     ):
         self.attenuator = attenuator
         self.cells = cells
@@ -82,7 +83,7 @@ class RadioEnvironment:
         self.interferer = interferer
         self.installation_loss_db = installation_loss_db
         self.noise_figure_db = noise_figure_db
-        self.measurement_noise_db = measurement_noise_db
+        self.measurement_sd_db = measurement_sd_db
 
     def _path_db(self, channel: int) -> float:
         return self.path_loss_db.get(channel, 0.0) + self.attenuator.values_db[channel - 1] + self.installation_loss_db
@@ -105,7 +106,7 @@ class RadioEnvironment:
         """One noisy measurement of `cell` (a switched-off cell is not there at all)."""
         if not cell.on:
             return Measurement(cell, -math.inf, -math.inf)
-        noise = self.rng.normal(0.0, self.measurement_noise_db, 2)
+        noise = self.rng.normal(0.0, self.measurement_sd_db, 2)
         return Measurement(
             cell, self.expected_rsrp_dbm(cell) + float(noise[0]), self.expected_sinr_db(cell) + float(noise[1])
         )
