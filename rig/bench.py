@@ -22,7 +22,7 @@ from rig.errors import RigFault, TwinError
 from rig.instruments.attenuator import Rc4datAttenuator
 from rig.instruments.power import N6705CPowerAnalyser
 from rig.instruments.visa import VisaTransport
-from rig.profiles.bench import BenchProfile
+from rig.profiles.bench import BenchProfile, TwinSettings
 from rig.twinlink import TwinLink
 
 log = logging.getLogger(__name__)
@@ -30,15 +30,24 @@ log = logging.getLogger(__name__)
 TWIN_START_TIMEOUT_S = 30.0
 
 
+def run_seed(profile: BenchProfile, seed: int | None) -> int:
+    """The seed a run uses: `--seed`, else the bench profile's twin seed (a hardware bench: the default).
+
+    Every random choice of the run derives from it: the twin's, the platform's and the suites'.
+    """
+    if seed is not None:
+        return seed
+    return profile.twin.seed if profile.twin is not None else TwinSettings.model_fields["seed"].default
+
+
 class TwinProcess:
     """A `python -m rig.sim` child process started for one bench session."""
 
-    def __init__(self, bench_path: Path, seed: int | None, start: str | None, device_path: Path | None = None):
-        command = [sys.executable, "-m", "rig.sim", "--bench", str(bench_path), "--json", "--locked"]
+    def __init__(self, bench_path: Path, seed: int, start: str | None, device_path: Path | None = None):
+        command = [sys.executable, "-m", "rig.sim", "--bench", str(bench_path), "--json", "--locked",
+                   "--seed", str(seed)]
         if device_path is not None:
             command += ["--device", str(device_path)]
-        if seed is not None:
-            command += ["--seed", str(seed)]
         if start is not None:
             command += ["--start", start]
         root = Path(__file__).resolve().parents[1]
@@ -82,7 +91,8 @@ class Bench:
         self.profile = profile
         self.profile_path = profile_path
         self.device_path = device_path
-        self.seed = seed
+        self.asked_seed = seed
+        self.seed = run_seed(profile, seed)
         self.start = start
         self.clock: Clock = WallClock()
         self.attenuator: Rc4datAttenuator | None = None
@@ -117,6 +127,11 @@ class Bench:
         self.twin_link = TwinLink(host, int(port), twin.control_timeout_s)
         if not twin.launch:
             self.endpoints = json.loads(self.twin_link.query("SIM:ENDP?"))
+            running = int(self.endpoints["seed"])
+            if self.asked_seed not in (None, running):
+                raise RigFault(f"the running twin at {host}:{port} has seed {running}, the run asks for "
+                               f"{self.asked_seed}: restart it with --seed {self.asked_seed}")
+            self.seed = running
         if self.profile.clock == "virtual":
             self.clock = VirtualClock(self.twin_link)
 

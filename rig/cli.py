@@ -8,6 +8,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from rig.bench import run_seed
 from rig.profiles.bench import BenchProfile
 from rig.profiles.device import DeviceProfile
 from rig.profiles.loader import ProfileError, load_model
@@ -56,7 +57,7 @@ def certify(args: argparse.Namespace) -> int:
     import pytest
 
     try:
-        load_model(args.bench, BenchProfile)
+        bench = load_model(args.bench, BenchProfile)
         device = load_model(args.device, DeviceProfile)
         load_plan(args.plan)
     except ProfileError as error:
@@ -66,7 +67,7 @@ def certify(args: argparse.Namespace) -> int:
         code = int(pytest.main(suite_args(args) + ["--list-checks", "-q", "--collect-only"]))
         return 0 if code == pytest.ExitCode.NO_TESTS_COLLECTED else code  # the listing deselects every test
     run = new_run_directory(args.results, device.name)
-    RunRecord(args.bench, args.device, args.plan, args.seed).write(run)
+    RunRecord(args.bench, args.device, args.plan, run_seed(bench, args.seed)).write(run)
     pytest_args = suite_args(args) + [
         f"--alluredir={run / 'allure-results'}",
         f"--junitxml={run / 'junit.xml'}",

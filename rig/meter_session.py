@@ -24,7 +24,7 @@ class MeterSession:
         self.bench = bench
         self.device = device
         self.codec = load_codec(device.codec)
-        self.platform = Platform(self.codec, bench.clock, platform_host, platform_port)
+        self.platform = Platform(self.codec, bench.clock, platform_host, platform_port, seed=bench.seed)
         self.monitor: AtMonitor | None = None
         self._maintenance: MaintenanceDriver | None = None
         self._maintenance_port: SerialLinePort | None = None
