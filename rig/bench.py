@@ -21,7 +21,7 @@ from rig.clock import Clock, VirtualClock, WallClock
 from rig.errors import RigFault, TwinError
 from rig.instruments.attenuator import Rc4datAttenuator
 from rig.instruments.power import N6705CPowerAnalyser
-from rig.instruments.visa import VisaTransport
+from rig.instruments.visa import DEFAULT_TIMEOUT_MS, VisaTransport
 from rig.profiles.bench import BenchProfile, TwinSettings
 from rig.twinlink import TwinLink
 
@@ -155,15 +155,24 @@ class Bench:
         except KeyError:
             raise RigFault(f"the twin serves no serial port named {name!r} (is --device set?)") from None
 
+    def _visa_timeout_ms(self) -> int:
+        """The twin answers every query at once, so only a stalled machine makes it slow: it gets the control
+        port's generous budget, and a timed-out query is never re-sent (and re-executed) after a mere stall."""
+        if self.profile.twin is None:
+            return DEFAULT_TIMEOUT_MS
+        return int(self.profile.twin.control_timeout_s * 1000)
+
     def _open_instruments(self) -> None:
         settings = self.profile.instruments
+        timeout_ms = self._visa_timeout_ms()
         if settings.attenuator is not None:
             transport = VisaTransport(
-                self._resource_manager, self.resolve(settings.attenuator.resource), "attenuator", "\r\n"
+                self._resource_manager, self.resolve(settings.attenuator.resource), "attenuator", "\r\n", timeout_ms
             )
             self.attenuator = Rc4datAttenuator(transport)
         if settings.supply is not None:
-            transport = VisaTransport(self._resource_manager, self.resolve(settings.supply.resource), "supply")
+            transport = VisaTransport(self._resource_manager, self.resolve(settings.supply.resource), "supply",
+                                      timeout_ms=timeout_ms)
             self.supply = N6705CPowerAnalyser(transport, self.clock, settings.supply.channel)
             self.supply.set_voltage(settings.supply.voltage_v)
             self.supply.set_current_limit(settings.supply.current_limit_a)
