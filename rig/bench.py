@@ -21,8 +21,8 @@ from rig.clock import Clock, VirtualClock, WallClock
 from rig.errors import RigFault, TwinError
 from rig.instruments.attenuator import Rc4datAttenuator
 from rig.instruments.power import N6705CPowerAnalyser
-from rig.instruments.visa import VisaTransport
-from rig.profiles.bench import BenchProfile
+from rig.instruments.visa import DEFAULT_TIMEOUT_MS, VisaTransport
+from rig.profiles.bench import BenchProfile, TwinSettings
 from rig.twinlink import TwinLink
 
 log = logging.getLogger(__name__)
@@ -30,15 +30,24 @@ log = logging.getLogger(__name__)
 TWIN_START_TIMEOUT_S = 30.0
 
 
+def run_seed(profile: BenchProfile, seed: int | None) -> int:
+    """The seed a run uses: `--seed`, else the bench profile's twin seed (a hardware bench: the default).
+
+    Every random choice of the run derives from it: the twin's, the platform's and the suites'.
+    """
+    if seed is not None:
+        return seed
+    return profile.twin.seed if profile.twin is not None else TwinSettings.model_fields["seed"].default
+
+
 class TwinProcess:
     """A `python -m rig.sim` child process started for one bench session."""
 
-    def __init__(self, bench_path: Path, seed: int | None, start: str | None, device_path: Path | None = None):
-        command = [sys.executable, "-m", "rig.sim", "--bench", str(bench_path), "--json", "--locked"]
+    def __init__(self, bench_path: Path, seed: int, start: str | None, device_path: Path | None = None):
+        command = [sys.executable, "-m", "rig.sim", "--bench", str(bench_path), "--json", "--locked",
+                   "--seed", str(seed)]
         if device_path is not None:
             command += ["--device", str(device_path)]
-        if seed is not None:
-            command += ["--seed", str(seed)]
         if start is not None:
             command += ["--start", start]
         root = Path(__file__).resolve().parents[1]
@@ -82,7 +91,8 @@ class Bench:
         self.profile = profile
         self.profile_path = profile_path
         self.device_path = device_path
-        self.seed = seed
+        self.asked_seed = seed
+        self.seed = run_seed(profile, seed)
         self.start = start
         self.clock: Clock = WallClock()
         self.attenuator: Rc4datAttenuator | None = None
@@ -117,6 +127,11 @@ class Bench:
         self.twin_link = TwinLink(host, int(port), twin.control_timeout_s)
         if not twin.launch:
             self.endpoints = json.loads(self.twin_link.query("SIM:ENDP?"))
+            running = int(self.endpoints["seed"])
+            if self.asked_seed not in (None, running):
+                raise RigFault(f"the running twin at {host}:{port} has seed {running}, the run asks for "
+                               f"{self.asked_seed}: restart it with --seed {self.asked_seed}")
+            self.seed = running
         if self.profile.clock == "virtual":
             self.clock = VirtualClock(self.twin_link)
 
@@ -140,15 +155,24 @@ class Bench:
         except KeyError:
             raise RigFault(f"the twin serves no serial port named {name!r} (is --device set?)") from None
 
+    def _visa_timeout_ms(self) -> int:
+        """The twin answers every query at once, so only a stalled machine makes it slow: it gets the control
+        port's generous budget, and a timed-out query is never re-sent (and re-executed) after a mere stall."""
+        if self.profile.twin is None:
+            return DEFAULT_TIMEOUT_MS
+        return int(self.profile.twin.control_timeout_s * 1000)
+
     def _open_instruments(self) -> None:
         settings = self.profile.instruments
+        timeout_ms = self._visa_timeout_ms()
         if settings.attenuator is not None:
             transport = VisaTransport(
-                self._resource_manager, self.resolve(settings.attenuator.resource), "attenuator", "\r\n"
+                self._resource_manager, self.resolve(settings.attenuator.resource), "attenuator", "\r\n", timeout_ms
             )
             self.attenuator = Rc4datAttenuator(transport)
         if settings.supply is not None:
-            transport = VisaTransport(self._resource_manager, self.resolve(settings.supply.resource), "supply")
+            transport = VisaTransport(self._resource_manager, self.resolve(settings.supply.resource), "supply",
+                                      timeout_ms=timeout_ms)
             self.supply = N6705CPowerAnalyser(transport, self.clock, settings.supply.channel)
             self.supply.set_voltage(settings.supply.voltage_v)
             self.supply.set_current_limit(settings.supply.current_limit_a)

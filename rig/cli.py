@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rig import exit_codes
+from rig.bench import run_seed
 from rig.profiles.bench import BenchProfile
 from rig.profiles.device import DeviceProfile
 from rig.profiles.loader import ProfileError, load_model
@@ -58,7 +59,7 @@ def certify(args: argparse.Namespace) -> int:
     import pytest
 
     try:
-        load_model(args.bench, BenchProfile)
+        bench = load_model(args.bench, BenchProfile)
         device = load_model(args.device, DeviceProfile)
         load_plan(args.plan)
     except ProfileError as error:
@@ -69,7 +70,7 @@ def certify(args: argparse.Namespace) -> int:
         listed = code == pytest.ExitCode.NO_TESTS_COLLECTED  # the listing deselects every test
         return exit_codes.PASS if listed else exit_codes.certify_code(code, None)
     run = new_run_directory(args.results, device.name)
-    RunRecord(args.bench, args.device, args.plan, args.seed).write(run)
+    RunRecord(args.bench, args.device, args.plan, run_seed(bench, args.seed)).write(run)
     pytest_args = suite_args(args) + [
         f"--alluredir={run / 'allure-results'}",
         f"--junitxml={run / 'junit.xml'}",

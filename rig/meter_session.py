@@ -24,7 +24,8 @@ class MeterSession:
         self.bench = bench
         self.device = device
         self.codec = load_codec(device.codec)
-        self.platform = Platform(self.codec, bench.clock, platform_host, platform_port)
+        self.platform = Platform(self.codec, bench.clock, platform_host, platform_port, seed=bench.seed,
+                                 twin=twin_endpoint(bench))
         self.monitor: AtMonitor | None = None
         self.correction_uplinks: list = []  # reports asked for to confirm or correct the level (C16/C22 skip them)
         self.level_ecl: int | None = None  # the ECL confirmed for the check's level
@@ -135,6 +136,15 @@ class MeterSession:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def twin_endpoint(bench: Bench) -> tuple[str, int] | None:
+    """Where the twin's meter sends from (its core network's UDP endpoint); None on hardware."""
+    address = bench.endpoints.get("udp", {}).get("platform")
+    if address is None:
+        return None
+    host, _, port = address.rpartition(":")
+    return host, int(port)
 
 
 def reports_of(session: MeterSession, since: int = 0) -> list:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -63,6 +64,9 @@ def test_certify_writes_a_run_and_points_latest_at_it(tmp_path: Path) -> None:
     run = latest.resolve()
     assert (run / "junit.xml").is_file()
     assert any((run / "allure-results").glob("*-result.json"))
+    # run without --seed: the record and the report show the seed the twin ran with, the bench profile's
+    assert json.loads((run / "run.json").read_text())["seed"] == 1
+    assert "twin.seed=1" in (run / "allure-results" / "environment.properties").read_text().splitlines()
 
 
 def test_certify_refuses_a_bad_profile_before_touching_anything(tmp_path: Path) -> None:

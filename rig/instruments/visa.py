@@ -23,6 +23,7 @@ from rig.errors import InstrumentLost
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+DEFAULT_TIMEOUT_MS = 5000  # a real instrument's reply
 # InvalidSession: the session was closed under us (a failed reopen, or the resource manager closed)
 TRANSPORT_FAULTS = (VisaIOError, InvalidSession, ConnectionError, OSError, EOFError)
 
@@ -36,7 +37,7 @@ class VisaTransport:
         resource: str,
         name: str,
         termination: str = "\n",
-        timeout_ms: int = 5000,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
         attempts: int = 3,
     ):
         self.resource_manager = resource_manager

@@ -33,6 +33,12 @@ TOKEN_BYTES = 8
 Peer = tuple[str, int]
 
 
+def is_peer(address: Peer, peer: Peer) -> bool:
+    """A datagram from `address` comes from `peer` (a peer bound to a wildcard host sends from any host)."""
+    host, port = peer
+    return address[1] == port and host in (address[0], "0.0.0.0", "")
+
+
 class MalformedDatagram(ValueError):
     """A datagram that is not a CoAP message."""
 

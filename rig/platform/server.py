@@ -24,7 +24,7 @@ from aiocoap.numbers.codes import Code
 from rig.clock import Clock, VirtualClock
 from rig.codec import Codec, Message
 from rig.errors import RigFault
-from rig.platform.coap import MalformedDatagram, MessageLayer, Peer, decode
+from rig.platform.coap import MalformedDatagram, MessageLayer, Peer, decode, is_peer
 
 log = logging.getLogger(__name__)
 NO_TIME_SYNC_AFTER = ("response", "log_chunk")  # answers and log uploads are not reports
@@ -102,8 +102,10 @@ class Platform:
 
     name = "platform"
 
-    def __init__(self, codec: Codec, clock: Clock, host: str = "127.0.0.1", port: int = 0, seed: int = 0):
+    def __init__(self, codec: Codec, clock: Clock, host: str = "127.0.0.1", port: int = 0, seed: int = 0,
+                 twin: Peer | None = None):
         self.codec = codec
+        self.twin = twin
         self.clock = clock
         self.withhold_observe = False
         self.devices: dict[str, Device] = {}
@@ -178,14 +180,23 @@ class Platform:
         return self._sent
 
     def take(self, count: int, time_s: float) -> None:
-        """Receive exactly `count` datagrams and handle each at `time_s`, replying at once."""
+        """Receive exactly `count` datagrams from the twin and handle each at `time_s`, replying at once.
+
+        A datagram from another address than `twin` is a stray of another process on the host: dropped, so
+        it neither stands in for one of the twin's nor draws a reply the twin would wait for.
+        """
         self._sock.settimeout(READ_LIMIT_S)
-        for index in range(count):
+        taken = 0
+        while taken < count:
             try:
                 data, peer = self._sock.recvfrom(DATAGRAM_LIMIT)
             except TimeoutError:
-                raise RigFault(f"platform: the twin announced {count} datagrams, {index} arrived") from None
+                raise RigFault(f"platform: the twin announced {count} datagrams, {taken} arrived") from None
+            if self.twin is not None and not is_peer(peer[:2], self.twin):
+                log.warning("platform: stray datagram from %s dropped (the twin is %s)", peer, self.twin)
+                continue
             self._handle(data, peer[:2], time_s)
+            taken += 1
 
     # ---- hardware ------------------------------------------------------------------------------
     def _read_forever(self) -> None:

@@ -33,7 +33,7 @@ class RunError(ValueError):
 
 @dataclass(frozen=True)
 class RunRecord:
-    """What a run was made with: the profiles' paths and the seed."""
+    """What a run was made with: the profiles' paths and the seed it ran with (`--seed` or the bench's)."""
 
     bench: Path
     device: Path

@@ -106,4 +106,5 @@ class DeviceTwin:
     def set_platform(self, address: str) -> str:
         host, _, port = address.rpartition(":")
         self.platform_address = (host, int(port))
+        self.platform_link.peer = self.platform_address
         return "OK"

@@ -15,6 +15,8 @@ import tty
 from collections.abc import Callable
 from typing import Protocol
 
+from rig.platform.coap import is_peer
+
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 65536
@@ -292,7 +294,11 @@ class IoLoop:
 
 
 class UdpChannel:
-    """The twin's UDP endpoint towards the platform (the core network's side), counted in datagrams."""
+    """The twin's UDP endpoint towards the platform (the core network's side), counted in datagrams.
+
+    Once `peer` (the platform's address) is known, a datagram from anyone else is a stray from another
+    process on the host: dropped, never counted, so it cannot stand in for the platform's in a RUN.
+    """
 
     def __init__(self, name: str, loop: IoLoop, on_output: Callable[[str, int], None], host: str = "127.0.0.1"):
         self.name = name
@@ -305,6 +311,7 @@ class UdpChannel:
         self.inbox: list[tuple[bytes, tuple[str, int]]] = []
         self.received_total = 0
         self.counted = False
+        self.peer: tuple[str, int] | None = None
         self.consumer: Callable[[bytes, tuple[str, int]], None] | None = None
         loop.add_reader(self.sock, self._on_readable)
 
@@ -342,6 +349,9 @@ class UdpChannel:
                 return
             except OSError:
                 return
+            if self.peer is not None and not is_peer(address[:2], self.peer):
+                log.warning("%s: stray datagram from %s dropped (the platform is %s)", self.name, address, self.peer)
+                continue
             self.inbox.append((datagram, address[:2]))
             self.received_total += 1
 
