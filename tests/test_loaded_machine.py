@@ -34,12 +34,13 @@ SAMPLE = {
     defect_path("c7-retry-5-5-5"): ("C7",),
 }
 STRAY = b"\x40\x01\x12\x34"  # a CON GET, as another process's CoAP client would send
+HOG = "import os, sys\nparent = int(sys.argv[1])\nwhile os.getppid() == parent:\n    pass"  # dies with the test
 
 
 @contextmanager
 def busy_machine() -> Iterator[None]:
     """More busy processes than cores for the duration of the block; every one is killed afterwards."""
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range((os.cpu_count() or 1) + 1)]
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG, str(os.getpid())]) for _ in range((os.cpu_count() or 1) + 1)]
     try:
         yield
     finally:
