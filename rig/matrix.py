@@ -157,11 +157,16 @@ def describe(row: MatrixRow) -> str:
     unexpected, missing = row.unexpected(expectation)
     absent = absent_checks(row, expectation)
     verdict = "MISMATCH" if unexpected or missing else ("UNCHECKED" if absent else "ok")
-    failing = ", ".join(sorted(f"{check}@{level or 'once'}" for check, level in row.failing())) or "-"
+    broken = {(o.check, o.level) for o in row.outcomes if o.outcome == "broken"}
+    failing = ", ".join(sorted(f"{check}@{level or 'once'}" + (" (broken)" if (check, level) in broken else "")
+                               for check, level in row.failing())) or "-"
     seed = f" seed {row.seed}" if row.seed is not None else ""
     text = f"{row.device + seed:<34} {verdict:<9} {row.wall_s:6.1f} s  fails: {failing}"
     if unexpected:
         text += f"\n{'':<34} unexpected: {sorted(unexpected)}"
+        reasons = {f"{o.check}@{o.level or 'once'}: {o.reason}" for o in row.outcomes
+                   if (o.check, o.level) in unexpected and o.reason}
+        text += "".join(f"\n{'':<34}   {reason[:300]}" for reason in sorted(reasons))
     if missing:
         text += f"\n{'':<34} should fail but did not: {sorted(missing)}"
     if absent:
