@@ -128,10 +128,11 @@ class Bench:
         if not twin.launch:
             self.endpoints = json.loads(self.twin_link.query("SIM:ENDP?"))
             running = int(self.endpoints["seed"])
-            if self.asked_seed not in (None, running):
-                raise RigFault(f"the running twin at {host}:{port} has seed {running}, the run asks for "
-                               f"{self.asked_seed}: restart it with --seed {self.asked_seed}")
-            self.seed = running
+            if running != self.seed:
+                asked = "--seed" if self.asked_seed is not None else "the bench profile's twin.seed"
+                raise RigFault(f"the running twin at {host}:{port} has seed {running}, the run's seed is {self.seed} "
+                               f"({asked}, as the certificate records it): restart the twin with --seed {self.seed} "
+                               f"or run with --seed {running}")
         if self.profile.clock == "virtual":
             self.clock = VirtualClock(self.twin_link)
 
@@ -157,7 +158,8 @@ class Bench:
 
     def _visa_timeout_ms(self) -> int:
         """The twin answers every query at once, so only a stalled machine makes it slow: it gets the control
-        port's generous budget, and a timed-out query is never re-sent (and re-executed) after a mere stall."""
+        port's generous budget, so that a query is re-sent (and re-executed by the twin) only after a stall that
+        long, not after the few seconds a loaded machine may pause (measured: 0.1 s at load average 9)."""
         if self.profile.twin is None:
             return DEFAULT_TIMEOUT_MS
         return int(self.profile.twin.control_timeout_s * 1000)

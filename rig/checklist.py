@@ -1,6 +1,5 @@
-"""The checklist's items as the report shows them: id, title, area (Allure epic), the device kinds they apply
-to and the kind of their plan entry, all read from the plan's check models (rig/profiles/plan.py), the one
-place a check is registered."""
+"""The checklist's items as the report shows them: id, title, area (Allure epic) and the device kinds they
+apply to, all read from the plan's check models (rig/profiles/plan.py), the one place a check is registered."""
 
 from __future__ import annotations
 

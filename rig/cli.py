@@ -79,10 +79,24 @@ def certify(args: argparse.Namespace) -> int:
         f"--identities={run / IDENTITIES}",
         *args.pytest_args,
     ]
-    pytest_code = pytest.main(pytest_args)
+    collection = CollectionWatch()
+    pytest_code = pytest.main(pytest_args, plugins=[collection])
     if pytest_code == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("error: the selection matched no check (see --checks, -k)", file=sys.stderr)
-    return exit_codes.certify_code(pytest_code, report_run(run, args.results))
+    if pytest_code in exit_codes.NO_REPORT:
+        return exit_codes.certify_code(pytest_code, None)
+    return exit_codes.certify_code(pytest_code, report_run(run, args.results), collection.failed)
+
+
+class CollectionWatch:
+    """A pytest plugin object that notices a suite that could not be collected (a rig crash, not an
+    interruption, though pytest reports both as interrupted)."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    def pytest_collectreport(self, report) -> None:
+        self.failed = self.failed or report.failed
 
 
 def suite_args(args: argparse.Namespace) -> list[str]:

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 import allure
 import pytest
 
-from fixtures.checks import Recorder
+from fixtures.checks import Recorder, not_applicable
 from fixtures.levels import first_report_at_level
 from rig.analysis.downlinks import (
     DAY_S,
@@ -274,7 +274,7 @@ def test_c20_valve_opens_and_closes_where_the_profile_allows_and_refuses_where_n
         measure: Recorder) -> None:
     c20 = plan.checks.C20
     if not device_profile.valve.present:
-        pytest.skip("the device profile declares no remotely controlled valve")
+        not_applicable("the device profile declares no remotely controlled valve")
     limit_bytes = plan.business_model.downlink.valve_below_bytes
     close_allowed = device_profile.valve.close_allowed
     report = first_report_at_level(meter, measure, coverage, plan, "no valve command could be delivered")

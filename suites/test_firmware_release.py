@@ -5,7 +5,7 @@ from __future__ import annotations
 import allure
 import pytest
 
-from fixtures.checks import Recorder
+from fixtures.checks import Recorder, not_applicable
 from rig.bench import Bench
 from rig.module_session import ModuleSession
 from rig.profiles.device import DeviceProfile
@@ -36,7 +36,7 @@ def test_c1_meter_module_firmware_is_on_the_allow_list(meter, plan: PlanProfile,
 def test_c1_bare_module_firmware_is_on_the_allow_list(bench: Bench, device_profile: DeviceProfile,
                                                       plan: PlanProfile, measure: Recorder) -> None:
     if device_profile.kind != "module":
-        pytest.skip("the device is a meter: its module is checked through the AT monitor")
+        not_applicable("the device is a meter: its module is checked through the AT monitor")
     module = ModuleSession(bench, device_profile)
     try:
         module.power_on()

@@ -50,7 +50,6 @@ NEXT_REPORT_WITHIN_S = 2 * DAY_S
 RETRY_WITHIN_S = 2 * 3600.0  # the retry after a failed send (C7: 300 s, then 3600 s)
 UPLOAD_ANSWER_WITHIN_S = 2 * DAY_S  # the request waits for the meter's next uplink (a daily report)
 UPLOAD_CHUNKS_WITHIN_S = 3600.0  # from the answer to the last chunk
-LOG_MATCH_S = 60.0  # an event's entry within this of the event (meter clock, mapped from bench time)
 UPLOAD_DAYS_MAX = 255  # the log_upload downlink's range
 
 
@@ -61,12 +60,13 @@ class KnownEvent:
     name: str
     bench_s: float
     module: str
-    after_s: float = LOG_MATCH_S  # the meter may log it this long after the bench saw it
+    before_s: float  # the meter's entry may be stamped this long before the bench saw it (its clock's error)
+    after_s: float  # ... or this long after
 
 
 def find(entries: list[LogEntry], event: KnownEvent, clock_map: ClockMap) -> list[LogEntry]:
     meter_s = clock_map.meter_time(event.bench_s)
-    return entries_between(entries, meter_s - LOG_MATCH_S, meter_s + event.after_s, event.module)
+    return entries_between(entries, meter_s - event.before_s, meter_s + event.after_s, event.module)
 
 
 def provoke_a_retry(meter: MeterSession, measure: Recorder) -> tuple[Uplink, Uplink]:
@@ -141,10 +141,11 @@ def judge_events(entries: list[LogEntry], reports: list[KnownEvent], events: lis
         rows.append(f"{event.name} | {event.bench_s:.0f} | {clock_map.meter_time(event.bench_s):.0f} | "
                     + ("; ".join(entry_line(e) for e in matched) or "NONE"))
     measure("reports_logged", sum(bool(found[report]) for report in reports), "", low=len(reports),
-            note=f"of {len(reports)} reports at the platform, each with an entry within {LOG_MATCH_S:g} s")
+            note=f"of {len(reports)} reports at the platform, each with an entry within "
+                 f"{reports[0].after_s if reports else 0:g} s")
     for event in events:
         measure(f"{event.name}_logged", int(bool(found[event])), "", low=1,
-                note=f"{event.module} entry within {LOG_MATCH_S:g} s before to {event.after_s:g} s after")
+                note=f"{event.module} entry within {event.before_s:g} s before to {event.after_s:g} s after")
     allure.attach("\n".join(rows), "known events in the downloaded log", allure.attachment_type.TEXT)
 
 
@@ -180,11 +181,12 @@ def test_c13_the_meter_keeps_30_days_of_logs_per_module_and_upload_and_download_
     failed, retry = provoke_a_retry(meter, measure)
     clock.sleep(AFTER_REPORT_S)
     login_s, login_clock = login_once(meter)
-    events = [KnownEvent("marker_login", marker_login_s, logs.maintenance_module),
-              KnownEvent("failed_send", failed.time_s, logs.communication_module,
-                         device_profile.failure_detection_max_s + LOG_MATCH_S),
-              KnownEvent("retry", retry.time_s, logs.communication_module),
-              KnownEvent("maintenance_login", login_s, logs.maintenance_module)]
+    match_s = c13.log_match_s
+    events = [KnownEvent("marker_login", marker_login_s, logs.maintenance_module, match_s, match_s),
+              KnownEvent("failed_send", failed.time_s, logs.communication_module, match_s,
+                         device_profile.failure_detection_max_s + match_s),
+              KnownEvent("retry", retry.time_s, logs.communication_module, match_s, match_s),
+              KnownEvent("maintenance_login", login_s, logs.maintenance_module, match_s, match_s)]
 
     sleep_until(meter, download_s)
     measure("operation_days", round((clock.now() - powered_s) / DAY_S, 2), "d", note="power-on to the download")
@@ -195,15 +197,16 @@ def test_c13_the_meter_keeps_30_days_of_logs_per_module_and_upload_and_download_
     allure.attach(masked("\n".join(entry_line(e) for e in download), secrets), "log download (maintenance)",
                   allure.attachment_type.TEXT)
     measure("marker_age_days", round((download_clock[0] - marker_login_s) / DAY_S, 3), "d",
+            low=round(c13.log_days_min - c13.marker_before_limit_s / DAY_S, 3),
             note=f"the marker login's age at the download (placed {c13.marker_before_limit_s:g} s inside "
-                 f"{c13.log_days_min:g} d)")
+                 f"{c13.log_days_min:g} d; a later one proves nothing)")
     judge_age(download, download_clock[1], c13.log_days_min, "download",
               f"{len(download)} entries, oldest {download[0].time_s:.0f} (meter clock)" if download else "", measure)
     counts = module_counts(download)
     for module in logs.modules:
         measure(f"entries_{module}", counts.get(module, 0), "", low=1, note="in the download")
     clock_map = ClockMap((marker_clock, login_clock, download_clock))
-    reports = [KnownEvent(f"report_{index}", uplink.time_s, logs.communication_module)
+    reports = [KnownEvent(f"report_{index}", uplink.time_s, logs.communication_module, match_s, match_s)
                for index, uplink in enumerate(reports_of(meter))
                if events_from_s <= uplink.time_s < download_s and uplink is not retry]
     judge_events(download, reports, events, clock_map, measure)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import allure
 import pytest
 
-from fixtures.checks import Recorder, inconclusive
+from fixtures.checks import Recorder, inconclusive, not_applicable
 from fixtures.levels import confirm_coverage, module_at_level, power_on_until_first_report
 from rig.bench import Bench
 from rig.coverage import CoverageCalculator, CoverageSetting
@@ -147,7 +147,7 @@ def judge_absolute(measure: Recorder, bench: Bench, plan: PlanProfile, setting: 
 def reporting_meter(request: pytest.FixtureRequest, device_profile: DeviceProfile) -> MeterSession:
     """The `meter` fixture, skipped for a bare module before its bench is opened."""
     if device_profile.kind != "meter":
-        pytest.skip("the device is a bare module: C12 reads its AT+NUESTATS")
+        not_applicable("the device is a bare module: C12 reads its AT+NUESTATS")
     return request.getfixturevalue("meter")
 
 

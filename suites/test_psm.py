@@ -15,7 +15,7 @@ import re
 import allure
 import pytest
 
-from fixtures.checks import Recorder
+from fixtures.checks import Recorder, not_applicable
 from fixtures.levels import first_report_at_level, module_at_level
 from rig.analysis.energy import Decimator, EnergyTally, OffSpans, stream
 from rig.bench import Bench
@@ -304,7 +304,7 @@ def module_send_datagram(module: ModuleSession, attempts: int = 3) -> bool:
 def bare_module(device_profile: DeviceProfile) -> DeviceProfile:
     """The device profile of a bare module; a meter skips here, before a bench is opened."""
     if device_profile.kind != "module":
-        pytest.skip("the device is a meter: its module is judged through the meter check")
+        not_applicable("the device is a meter: its module is judged through the meter check")
     return device_profile
 
 

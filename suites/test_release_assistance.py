@@ -6,7 +6,7 @@ from __future__ import annotations
 import allure
 import pytest
 
-from fixtures.checks import Recorder
+from fixtures.checks import Recorder, not_applicable
 from fixtures.levels import first_report_at_level, module_at_level
 from fixtures.verdicts import inconclusive
 from rig.analysis.trace import Trace
@@ -95,7 +95,7 @@ def test_c3_bare_module_releases_after_a_send_flagged_for_release(bench, device_
                                                                   plan: PlanProfile, measure: Recorder) -> None:
     """The rig as the MCU: a UDP send with the release flag (0x200); the exchange ends at the send's OK."""
     if device_profile.kind != "module":
-        pytest.skip("the device is a meter: its variant of this check runs through the meter")
+        not_applicable("the device is a meter: its variant of this check runs through the meter")
     c3 = plan.checks.C3
     module = ModuleSession(bench, device_profile)
     try:

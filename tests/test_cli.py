@@ -98,6 +98,7 @@ def test_rig_sim_refuses_a_bench_without_a_twin(tmp_path: Path) -> None:
     (pytest.ExitCode.USAGE_ERROR, None, 2),
     (pytest.ExitCode.NO_TESTS_COLLECTED, "INCOMPLETE", 2),
     (pytest.ExitCode.OK, None, 4),  # the run's certificate could not be built
+    (pytest.ExitCode.TESTS_FAILED, "PASS", 3),  # an error no cell recorded
 ])
 def test_certify_maps_pytests_codes_onto_its_own(pytest_code: int, verdict: str | None, expected: int) -> None:
     assert exit_codes.certify_code(pytest_code, verdict) == expected
@@ -106,3 +107,13 @@ def test_certify_maps_pytests_codes_onto_its_own(pytest_code: int, verdict: str 
 def test_certify_never_passes_a_pytest_usage_error_through(tmp_path: Path) -> None:
     result = run_rig("certify", "--results", str(tmp_path), "--", "--no-such-option")
     assert result.returncode == exit_codes.USAGE, result.stdout + result.stderr
+
+
+def test_a_suite_that_cannot_be_collected_is_a_rig_crash_not_an_interruption() -> None:
+    assert exit_codes.certify_code(pytest.ExitCode.INTERRUPTED, "INCOMPLETE", collection_failed=True) == 4
+
+
+def test_an_installation_preset_the_plan_lacks_is_a_usage_error_before_anything_runs(tmp_path: Path) -> None:
+    result = run_rig("certify", "--results", str(tmp_path), "--", "--installation", "lunar_crater")
+    assert result.returncode == exit_codes.USAGE, result.stdout + result.stderr
+    assert "lunar_crater" in result.stdout + result.stderr

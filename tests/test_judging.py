@@ -64,20 +64,45 @@ def test_measures_a_nan_key(measure):
 def test_measures_a_nan_key_and_a_real_failure(measure):
     measure("worst_tail_s", float("nan"), "s", high=3)
     measure("report_1_tail_s", 21.0, "s", high=3)
+
+
+@pytest.mark.check("C3")
+def test_gives_up_after_measuring_a_failure(measure):
+    measure("report_1_tail_s", 21.0, "s", high=3)
+    inconclusive("only 1 of 3 reports got through")
+
+
+@pytest.fixture
+def breaks_on_teardown():
+    yield
+    raise RuntimeError("the supply did not reach its safe state")
+
+
+@pytest.mark.check("C5")
+def test_passes_then_the_bench_is_not_left_safe(measure, breaks_on_teardown):
+    measure("module_psm_ua", 3.0, "uA", high=5)
 '''
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """The outcomes.jsonl of a session of small checks that use only `measure`, by test name."""
+def outcomes_lines(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """The outcomes.jsonl of a session of small checks that use only `measure`."""
     folder = tmp_path_factory.mktemp("judging")
     (folder / "test_checks.py").write_text(textwrap.dedent(CHECKS))
     command = [sys.executable, "-m", "pytest", str(folder), "-p", "fixtures.plugin", "-p", "no:cacheprovider", "-c",
                str(ROOT / "pytest.ini"), f"--rootdir={folder}", f"--outcomes={folder / 'o.jsonl'}", "-q"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert (folder / "o.jsonl").exists(), done.stdout + done.stderr
-    records = [json.loads(line) for line in (folder / "o.jsonl").read_text().splitlines()]
-    return {record["test"].split("::")[-1]: record for record in records}
+    return [json.loads(line) for line in (folder / "o.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def outcomes(outcomes_lines: list[dict]) -> dict[str, dict]:
+    """The first outcome of each test, by test name."""
+    first: dict[str, dict] = {}
+    for record in outcomes_lines:
+        first.setdefault(record["test"].split("::")[-1], record)
+    return first
 
 
 def test_a_check_that_forgets_to_judge_fails_in_its_call_phase(outcomes: dict[str, dict]) -> None:
@@ -106,3 +131,13 @@ def test_a_judged_nan_that_is_not_a_key_never_passes() -> None:
     assert judge([nan], ["average_ua"]).outcome == "failed"
     assert judge([nan], ["wake_report_s"]).outcome == "inconclusive"
     assert judge([Measurement("C21a", "once", "average_ua", 9.0, "uA", high=20)], ["average_ua"]).outcome == "passed"
+
+
+def test_a_failure_measured_before_giving_up_is_a_failure_not_inconclusive(outcomes: dict[str, dict]) -> None:
+    assert outcomes["test_gives_up_after_measuring_a_failure"]["outcome"] == "failed"
+
+
+def test_a_teardown_error_adds_a_broken_outcome(outcomes_lines: list[dict]) -> None:
+    mine = [r for r in outcomes_lines if r["test"].endswith("test_passes_then_the_bench_is_not_left_safe")]
+    assert [r["outcome"] for r in mine] == ["passed", "broken"]
+    assert "teardown" in mine[1]["reason"] and "safe state" in mine[1]["reason"]

@@ -26,9 +26,10 @@ from rig.profiles.loader import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "profiles" / "benches" / "sim.yaml"
-# C7 at CE2, which once moved under load for c4-ignores-t3 (must pass it), and a device that must fail it;
-# `make matrix` run loaded covers the rest (CI time)
+# The reference, C7 at CE2 (which once moved under load for c4-ignores-t3: it must pass it) and a device that
+# must fail it; `make matrix` run loaded covers the rest (CI time)
 SAMPLE = {
+    REFERENCE: ("C3",),
     defect_path("c4-ignores-t3"): ("C7",),
     defect_path("c7-retry-5-5-5"): ("C7",),
 }

@@ -286,13 +286,16 @@ def test_n_a_and_inconclusive_are_outcomes_with_their_reason() -> None:
                  ("C2b", "C2c", "C4", "C4f", "C6", "C9", "C10", "C16", "C17", "C18", "C19", "C20")]
     outcomes += [outcome("C7", level, "passed") for level in PLAN.run_levels("C7")]
     out_of_scope = OutcomeRecord("C21b", None, "n/a", "meter", "the MCU stops its search")
-    other_variant = OutcomeRecord("C21b", None, "skipped", "module", "the device is a meter")
+    other_variant = OutcomeRecord("C21b", None, "n/a", "module", "the device is a meter: see the meter's C21b check")
     matrix = build_matrix(outcomes + [out_of_scope, other_variant], [], PLAN, "m", "meter")
     c21b = next(row for row in matrix.rows if row.check == "C21b").cells["once"]
     assert (c21b.outcome, c21b.reason) == ("n/a", "the MCU stops its search")
     assert matrix.verdict == "PASS", certificate.render_markdown(matrix)
     lacking = OutcomeRecord("C21b", None, "skipped", "meter", "the bench or device lacks 'attenuator'")
     assert build_matrix(outcomes + [lacking], [], PLAN, "m", "meter").verdict == "INCOMPLETE"
+    # a case skipped for a missing part beside a passed one is no pass (C2a's two EARFCN cases)
+    case_skipped = OutcomeRecord("C2a", None, "skipped", "meter-inter", "the bench's spare cell shares the EARFCN")
+    assert build_matrix(outcomes + [out_of_scope, case_skipped], [], PLAN, "m", "meter").verdict == "INCOMPLETE"
     few = OutcomeRecord("C22", "CE2", "inconclusive", "meter", "250 reports counted at CE2, the plan needs 300")
     matrix = build_matrix([o for o in outcomes if (o.check, o.level) != ("C22", "CE2")] + [few, out_of_scope], [],
                           PLAN, "m", "meter")

@@ -352,7 +352,7 @@ class Check(StrictModel):
 
 
 class OnceCheck(Check):
-    """A level-free check: one verdict fills every column."""
+    """A level-free check: one verdict, shown once in the certificate (one merged cell)."""
 
     levels: Literal["once"] = Field("once", description="level-free: runs once")
 
@@ -682,7 +682,8 @@ class C13Logs(OnceCheck):
     severity: Severity = Field("minor", description=SEVERITY)
     operation_days: int = Field(31, ge=1, description="days from power-on to the log download")
     log_days_min: float = Field(
-        30, gt=0, description="age of the oldest entry, less the largest gap between consecutive entries"
+        30, gt=0, description="log history required: the oldest entry is at least this old, less the largest gap "
+        "between consecutive entries"
     )
     marker_before_limit_s: Seconds = Field(
         3600, description="a maintenance login placed log_days_min less this before the download must be logged"
@@ -690,6 +691,7 @@ class C13Logs(OnceCheck):
     event_margin_days: float = Field(
         1, gt=0, description="the known events (a retry, a login, reports) are at most log_days_min less this old"
     )
+    log_match_s: float = Field(60, gt=0, description="a known event's entry within this of the event (meter clock)")
 
     @model_validator(mode="after")
     def _long_enough(self) -> C13Logs:

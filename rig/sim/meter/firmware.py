@@ -135,7 +135,7 @@ class MeterFirmware:
             self._processes.clear()
             self.jobs.items.clear()
             self._late_downlinks.clear()
-            self._cut_module_power(clean=False)
+            self._cut_module_power("supply lost")
             self.power.set("mcu", 0.0)
             self.power.set("valve", 0.0)
 
@@ -336,13 +336,14 @@ class MeterFirmware:
     def _cut_module_power_cleanly(self) -> Generator[simpy.Event, None, None]:
         if self.sim.cfun0_before_power_off:
             yield from self.at.command("AT+CFUN=0")
-        self._cut_module_power(clean=True)
+        self._cut_module_power("clean")
 
-    def _cut_module_power(self, clean: bool) -> None:
+    def _cut_module_power(self, how: str) -> None:
+        """The MCU's switch on the module's supply: logged with `how` (clean, supply lost, a bare cut)."""
         if self.module.modem.powered:
             self.module.power_off()
             if self.powered:
-                self.record("module", "power_off", "clean" if clean else "supply lost")
+                self.record("module", "power_off", how)
         self.module_up = False
 
     def _reset_module(self) -> Generator[simpy.Event, None, bool]:
@@ -673,7 +674,7 @@ class MeterFirmware:
             if command == "POWER_OFF":
                 yield from self._cut_module_power_cleanly()
             elif command == "POWER_CUT":
-                self._cut_module_power(clean=False)
+                self._cut_module_power("cut without AT+CFUN=0")
             else:
                 yield from self.at.command(command, timeout_s=BANNER_WAIT_S)
         self.module_up = False
