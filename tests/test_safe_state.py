@@ -219,6 +219,8 @@ def test_a_bench_that_fails_to_open_leaves_what_it_opened_safe(connect_profile, 
 
 # ---- SIGINT to another process holding the bench ------------------------------------------------
 CHILD = """
+import faulthandler
+import signal
 import sys
 import time
 from pathlib import Path
@@ -227,6 +229,7 @@ from rig.bench import Bench
 from rig.profiles.bench import BenchProfile
 from rig.profiles.loader import load_model
 
+faulthandler.register(signal.SIGUSR1)  # the test asks where it hangs, if it does
 path = Path(sys.argv[1])
 with Bench(load_model(path, BenchProfile), path) as bench:
     bench.attenuator.set_all(10)
@@ -254,7 +257,13 @@ def test_sigint_to_the_process_holding_the_bench_leaves_it_safe(connect_profile,
         assert child.poll() is None
         inspector.assert_running()
         child.send_signal(signal.SIGINT)
-        child.wait(timeout=60)  # the safe state takes a moment; a loaded machine much longer
+        try:
+            child.wait(timeout=60)  # the safe state takes a moment; a loaded machine much longer
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGUSR1)  # its threads' stacks to stderr, then the finally kills it
+            time.sleep(0.5)
+            child.kill()
+            pytest.fail("the process holding the bench did not end on SIGINT:\n" + child.stderr.read().decode())
     finally:
         if child.poll() is None:
             child.kill()
