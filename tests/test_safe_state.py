@@ -230,6 +230,8 @@ from rig.profiles.bench import BenchProfile
 from rig.profiles.loader import load_model
 
 faulthandler.register(signal.SIGUSR1)  # the test asks where it hangs, if it does
+# a shell's background job starts with SIGINT ignored, and Python keeps it so: Ctrl-C must reach this process
+signal.signal(signal.SIGINT, signal.default_int_handler)
 path = Path(sys.argv[1])
 with Bench(load_model(path, BenchProfile), path) as bench:
     bench.attenuator.set_all(10)
