@@ -6,19 +6,33 @@ the field path and what was expected.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from rig.profiles.types import SECRET_ERROR
+
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+MAX_PROFILE_BYTES = 1_000_000
+"""A profile file larger than this (1 MB) is refused before it is read: real profiles are a few kB."""
+MAX_NESTING = 64
+"""Mappings and lists nested deeper than this (aliases expanded) are refused."""
+MAX_VALUES = 200_000
+"""A profile holding more values than this, aliases expanded (a "billion laughs" bomb), is refused."""
+MAX_EXTENDS = 16
+"""Longest chain of `extends:` files."""
+_SHOWN_INPUT_CHARACTERS = 80
 
 
 class StrictModel(BaseModel):
-    """Base of every profile model: unknown keys are errors, values are checked on assignment too."""
+    """Base of every profile model: unknown keys are errors, floats are finite, values are checked on assignment
+    too."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
 
 
 class ProfileError(ValueError):
@@ -41,6 +55,11 @@ def _field_path(location: tuple[int | str, ...]) -> str:
     return "".join(parts) or "(top level)"
 
 
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN_INPUT_CHARACTERS else text[:_SHOWN_INPUT_CHARACTERS] + "..."
+
+
 def describe_validation_error(error: ValidationError) -> list[str]:
     """One entry per problem: `field.path: what was expected (got: value)`."""
     problems = []
@@ -54,20 +73,47 @@ def describe_validation_error(error: ValidationError) -> list[str]:
         else:
             context_error = item.get("ctx", {}).get("error")
             message = str(context_error) if context_error is not None else item["msg"]
-            if "input" in item and not isinstance(item["input"], dict | list):
-                message += f" (got: {item['input']!r})"
+            if "input" in item and kind != SECRET_ERROR and not isinstance(item["input"], dict | list):
+                message += f" (got: {_shown(item['input'])})"
         problems.append(f"field '{where}': {message}")
     return problems
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+class _ProfileYamlLoader(yaml.SafeLoader):
+    """A safe YAML loader that bounds nesting, refuses a key given twice in one mapping (PyYAML keeps the last)
+    and reports a value Python cannot build (a 5,000-digit number, the 45th of a month) at its line."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        if self._depth >= MAX_NESTING:
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_NESTING} levels", mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> object:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, OverflowError) as error:
+            raise yaml.constructor.ConstructorError(None, None, str(error), node.start_mark) from None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
-            if key in seen:
+            try:
+                repeated = key in seen
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain value, not a list or mapping", key_node.start_mark
+                ) from None
+            if repeated:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
                 )
@@ -75,22 +121,93 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def read_yaml(path: Path | str) -> object:
-    """Parse a YAML file, reporting syntax errors with the file and line."""
-    path = Path(path)
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    return []
+
+
+def _check_size(node: yaml.Node, depth: int, measured: dict[int, tuple[int, int] | None]) -> int:
+    """The number of values under `node` with aliases expanded; refuses a bomb, a cycle or too deep a nesting."""
+    where = f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}: "
+    if depth > MAX_NESTING:
+        raise _YamlLimit(f"{where}nested deeper than {MAX_NESTING} levels (aliases expanded)")
+    if id(node) in measured:
+        known = measured[id(node)]
+        if known is None:
+            raise _YamlLimit(f"{where}an alias refers to the list or mapping that contains it")
+        if depth + known[1] > MAX_NESTING:
+            raise _YamlLimit(f"{where}nested deeper than {MAX_NESTING} levels (aliases expanded)")
+        return known[0]
+    measured[id(node)] = None
+    size, height = 1, 0
+    for child in _children(node):
+        size += _check_size(child, depth + 1, measured)
+        height = max(height, 1 + measured[id(child)][1])
+        if size > MAX_VALUES:
+            raise _YamlLimit(f"{where}holds more than {MAX_VALUES} values (aliases expanded)")
+    measured[id(node)] = (size, height)
+    return size
+
+
+class _YamlLimit(Exception):
+    """A YAML document over one of the loader's limits."""
+
+
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        status = path.stat()
     except FileNotFoundError:
         raise ProfileError(path, ["file not found"]) from None
     except OSError as error:
         raise ProfileError(path, [f"cannot be read: {error.strerror}"]) from None
+    if stat.S_ISDIR(status.st_mode):
+        raise ProfileError(path, ["is a directory, not a profile file"])
+    if not stat.S_ISREG(status.st_mode):
+        raise ProfileError(path, ["is not a regular file"])
+    if status.st_size > MAX_PROFILE_BYTES:
+        raise ProfileError(path, [f"is {status.st_size} bytes, over the {MAX_PROFILE_BYTES} bytes limit of a profile"])
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        with path.open("rb") as file:
+            data = file.read(MAX_PROFILE_BYTES + 1)
+    except OSError as error:
+        raise ProfileError(path, [f"cannot be read: {error.strerror}"]) from None
+    if len(data) > MAX_PROFILE_BYTES:
+        raise ProfileError(path, [f"is over the {MAX_PROFILE_BYTES} bytes limit of a profile"])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ProfileError(path, [f"is not UTF-8 text: byte 0x{data[error.start]:02x} on line {line}"]) from None
+
+
+def read_yaml(path: Path | str) -> object:
+    """Parse a YAML profile within the limits above, reporting any problem with the file and line."""
+    path = Path(path)
+    text = _read_text(path)
+    try:
+        loader = _ProfileYamlLoader(text)
+    except yaml.reader.ReaderError as error:
+        line = text[: error.position].count("\n") + 1
+        raise ProfileError(path, [f"is not valid YAML: line {line}: control character #x{error.character:04x} "
+                                  "is not allowed"]) from None
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_size(node, 1, {})
+        return loader.construct_document(node)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(error, "problem", None) or str(error)
         raise ProfileError(path, [f"is not valid YAML: {where}{problem}"]) from None
+    except _YamlLimit as error:
+        raise ProfileError(path, [f"is refused: {error}"]) from None
+    finally:
+        loader.dispose()
 
 
 def deep_merge(base: dict, overrides: dict) -> dict:
@@ -118,6 +235,8 @@ def read_profile(path: Path | str, seen: tuple[Path, ...] = ()) -> dict:
     if not isinstance(base_name, str):
         raise ProfileError(path, [f"field 'extends': expected a file name, got {base_name!r}"])
     base_path = (path.parent / base_name).resolve()
+    if len(seen) >= MAX_EXTENDS:
+        raise ProfileError(path, [f"field 'extends': more than {MAX_EXTENDS} files extend one another"])
     if base_path in seen:
         raise ProfileError(path, [f"field 'extends': {base_name} extends itself in a loop"])
     if not base_path.is_file():
@@ -125,10 +244,14 @@ def read_profile(path: Path | str, seen: tuple[Path, ...] = ()) -> dict:
     return deep_merge(read_profile(base_path, (*seen, path.resolve())), data)
 
 
-def load_model(path: Path | str, model: type[ModelT]) -> ModelT:
-    """Read `path` (and what it extends) and validate it as `model`, or raise ProfileError naming every bad field."""
+def load_model(path: Path | str, model: type[ModelT], secrets_optional: bool = False) -> ModelT:
+    """Read `path` (and what it extends) and validate it as `model`, or raise ProfileError naming every bad field.
+
+    `secrets_optional`: a secret whose environment variable is not set holds a placeholder instead of being an
+    error (for what never uses a secret, such as rebuilding a run's report in another shell).
+    """
     data = read_profile(path)
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={"secrets_optional": secrets_optional})
     except ValidationError as error:
         raise ProfileError(path, describe_validation_error(error)) from None
