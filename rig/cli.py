@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rig import exit_codes
 from rig.bench import run_seed
-from rig.profiles.bench import BenchProfile
+from rig.profiles.bench import BenchProfile, exposure_warning
 from rig.profiles.device import DeviceProfile
 from rig.profiles.loader import ProfileError, load_model
 from rig.profiles.plan import load_plan
@@ -65,6 +65,8 @@ def certify(args: argparse.Namespace) -> int:
     except ProfileError as error:
         print(f"error: {error}", file=sys.stderr)
         return exit_codes.USAGE
+    if bench.twin is not None and bench.twin.launch and exposure_warning(bench.twin.host):
+        print(exposure_warning(bench.twin.host), file=sys.stderr)
     if args.list:
         code = pytest.main(suite_args(args) + ["--list-checks", "-q", "--collect-only"])
         listed = code == pytest.ExitCode.NO_TESTS_COLLECTED  # the listing deselects every test

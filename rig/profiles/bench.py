@@ -6,12 +6,14 @@ import datetime as dt
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from rig.profiles.loader import StrictModel
+from rig.profiles.types import PositiveSeconds, is_loopback
 
 ATTENUATION_MAX_DB = 95.0
 ATTENUATION_STEP_DB = 0.25
+CONTROL_TIMEOUT_MAX_S = 3600.0
 
 AttenuatorChannel = Annotated[int, Field(ge=1, le=4)]
 
@@ -39,7 +41,7 @@ class InterfererSettings(StrictModel):
 class NetworkSettings(StrictModel):
     """What the simulated network grants (a check whose precondition is not granted is skipped)."""
 
-    inactivity_timer_s: float = Field(20.0, gt=0, description="RRC release after this much silence (seed 20 s)")
+    inactivity_timer_s: PositiveSeconds = Field(20.0, description="RRC release after this much silence (seed 20 s)")
     grants_psm: bool = True
     honours_release_assistance: bool = True
     broadcasts_neighbours: bool = True
@@ -60,7 +62,9 @@ class RfSettings(StrictModel):
     The rig sets coverage from it (open loop); the twin simulates exactly this.
     """
 
-    cells: list[CellSettings] = Field(default_factory=_default_cells, description="cells, serving cell first")
+    cells: list[CellSettings] = Field(
+        default_factory=_default_cells, min_length=1, description="cells, serving cell first"
+    )
     interferer: InterfererSettings | None = Field(default_factory=InterfererSettings)
 
 
@@ -68,11 +72,19 @@ class TwinSettings(StrictModel):
     """How the bench reaches the simulated bench (the twin process), and the simulated RF world."""
 
     launch: bool = Field(True, description="start `python -m rig.sim` for the run and stop it afterwards")
-    host: str = Field("127.0.0.1", description="address the twin's servers bind and the rig connects to")
+    allow_remote: bool = Field(
+        False, description="true: host may be an address other machines reach (the twin's ports are unauthenticated)"
+    )
+    host: str = Field(
+        "127.0.0.1", min_length=1, description="address the twin's servers bind and the rig connects to; another "
+        "than 127.0.0.1 (loopback) needs allow_remote"
+    )
     control_port: int = Field(0, ge=0, le=65535, description="0 = ephemeral (launch) ; fixed to connect")
     seed: int = Field(1, ge=0, description="seed of every random draw in the twin")
     start: str = Field("2026-01-05T00:00:00+08:00", description="virtual time at which the twin starts")
-    control_timeout_s: float = Field(30.0, gt=0, description="wall-clock limit of one control call")
+    control_timeout_s: PositiveSeconds = Field(
+        30.0, le=CONTROL_TIMEOUT_MAX_S, description="wall-clock limit of one control call"
+    )
     installation_loss_db: float = Field(0.0, ge=0, le=60, description="table 4-5 preset of the simulated site")
 
     @field_validator("start")
@@ -83,6 +95,21 @@ class TwinSettings(StrictModel):
         except ValueError:
             raise ValueError(f"expected an ISO 8601 time such as 2026-01-05T00:00:00+08:00, got {value!r}") from None
         return value
+
+    @field_validator("host")
+    @classmethod
+    def _remote_host_asked_for(cls, value: str, info: ValidationInfo) -> str:
+        if not info.data.get("allow_remote") and not is_loopback(value):
+            raise ValueError(f"{value!r} is not a loopback address: the twin's servers would be reachable from other "
+                             "machines; set twin.allow_remote: true to ask for it")
+        return value
+
+
+def exposure_warning(host: str) -> str | None:
+    """The line printed at start when the twin binds `host` and other machines can reach it; None on loopback."""
+    if is_loopback(host):
+        return None
+    return f"warning: the twin's servers listen on {host}, reachable from other machines (unauthenticated ports)"
 
 
 class ReferenceCalibration(StrictModel):

@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from rig.profiles.device_sim import DeviceSim
 from rig.profiles.loader import StrictModel
+from rig.profiles.types import PositiveSeconds, Secret
 
 
 class Identity(StrictModel):
@@ -34,7 +35,9 @@ class Maintenance(StrictModel):
     """How the rig reaches the meter's near-end maintenance port."""
 
     protocol: str = Field("reference", description="maintenance protocol plugin (entry point rig.maintenance)")
-    password: SecretStr = Field(SecretStr("rig-maint-2018"), description="login password; masked in every output")
+    password: Secret = Field(
+        SecretStr("rig-maint-2018"), description="login password, or {env: VARIABLE}; masked in every output"
+    )
     port: str = Field("twin:maintenance", description="serial URL, or twin:maintenance on the simulated bench")
     baudrate: int = Field(9600, gt=0)
 
@@ -42,10 +45,10 @@ class Maintenance(StrictModel):
 class Upgrade(StrictModel):
     """What the rig needs to send the meter images it accepts (C14): the vendor's signing key."""
 
-    signing_key: SecretStr = Field(
+    signing_key: Secret = Field(
         SecretStr("rig-reference-signing-key"),
-        description="the vendor's image signing key (reference scheme: HMAC-SHA256 of the whole image); masked in "
-                    "every output",
+        description="the vendor's image signing key (reference scheme: HMAC-SHA256 of the whole image), or "
+                    "{env: VARIABLE}; masked in every output",
     )
 
 
@@ -83,7 +86,7 @@ class DeviceProfile(StrictModel):
     kind: Literal["meter", "module"] = Field(description="a meter (MCU + module) or a bare module")
     identity: Identity = Field(description="what the certificate names")
     parts: Parts = Field(default_factory=Parts, description="which bench parts the device offers")
-    failure_detection_max_s: float = Field(120.0, gt=0, description="how long the device takes to notice a failure")
+    failure_detection_max_s: PositiveSeconds = Field(120.0, description="how long the device takes to notice a failure")
     codec: str = Field("reference", description="payload codec plugin (entry point rig.codecs)")
     maintenance: Maintenance = Field(default_factory=Maintenance, description="the near-end maintenance port")
     valve: Valve = Field(default_factory=Valve, description="the valve and the remote-closing policy")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
 from rig.profiles.loader import StrictModel
+from rig.profiles.types import Seconds, Secret, TimeZone
 
 REFERENCE_EXCEPTION_FLOW = ["AT+NRB", "AT+CFUN=0", "AT+NCSEARFCN", "AT+NRB"]
 
@@ -54,7 +55,7 @@ class MeterSim(StrictModel):
     lockout_after_failures: int | None = Field(5, ge=1, description="wrong passwords before lock-out; null = never")
     lockout_s: float = Field(600.0, gt=0, description="lock-out duration")
     schedule: Literal["household", "leak", "large", "large_intensive"] = "household"
-    timezone: str = Field("Asia/Shanghai", description="zone of the meter's local time (report times)")
+    timezone: TimeZone = Field("Asia/Shanghai", description="zone of the meter's local time (report times)")
     flow_l_per_h: float = Field(6.0, ge=0, description="steady forward flow until a stimulus changes it")
     report_t1: str = Field("01:00", description="T1 of the stagger rule, local time of day (C4)")
     report_t3_s: float = Field(120.0, gt=0, description="T3 of the stagger rule (C4)")
@@ -87,11 +88,13 @@ class MeterSim(StrictModel):
     )
     storage_mode: bool = Field(True, description="software shutdown for the stock period (C21a)")
     time_sync: bool = Field(True, description="set the clock from the platform's reply (C6)")
-    clock_drift_ppm: float = Field(-20.0, description="the MCU's crystal error (slow: reports never before their slot)")
-    retry_waits_s: list[float] = Field([300.0, 3600.0], description="waits after failed sends (C7)")
+    clock_drift_ppm: float = Field(
+        -20.0, ge=-100_000, le=100_000, description="the MCU's crystal error (slow: reports never before their slot)"
+    )
+    retry_waits_s: list[Seconds] = Field([300.0, 3600.0], description="waits after failed sends (C7)")
     reset_wait_s: float = Field(28800.0, gt=0, description="wait after the last failed retry, then reset (C7)")
     reset_after_failures: bool = Field(True, description="reset and re-attach after the long wait (C7 defect)")
-    cme513_waits_s: list[float] = Field([60.0, 180.0, 600.0], description="waits after +CME ERROR: 513 (C9)")
+    cme513_waits_s: list[Seconds] = Field([60.0, 180.0, 600.0], description="waits after +CME ERROR: 513 (C9)")
     exception_flow: list[str] = Field(
         REFERENCE_EXCEPTION_FLOW, description="commands after the last 513 (C10); POWER_OFF powers the module off "
         "as the MCU always does (see cfun0_before_power_off), POWER_CUT cuts it with no AT+CFUN=0 first (C11)"
@@ -107,8 +110,9 @@ class MeterSim(StrictModel):
     apply_configuration: bool = Field(True, description="C19 defect: false (acknowledged, not applied)")
     obey_valve_policy: bool = Field(True, description="C20 defect: closes even when closing is forbidden")
     mcu_firmware_version: str = Field("RWM1-2.3.0", description="reported in every report and over maintenance")
-    image_key: SecretStr | None = Field(
-        None, description="HMAC key the meter checks images with; null: the profile's upgrade.signing_key"
+    image_key: Secret | None = Field(
+        None, description="HMAC key the meter checks images with, or {env: VARIABLE}; null: the profile's "
+        "upgrade.signing_key"
     )
 
     @field_validator("report_t1")

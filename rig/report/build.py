@@ -114,7 +114,7 @@ def build_report(run: Path, history: Path) -> ReportOutputs:
     """Certificate (md, csv, html), battery chart, Allure extras and the HTML report of one run."""
     record = RunRecord.read(run)
     bench = load_model(record.bench, BenchProfile)
-    device = load_model(record.device, DeviceProfile)
+    device = load_model(record.device, DeviceProfile, secrets_optional=True)  # a rebuild needs no secret
     plan = load_plan(record.plan)
     outcomes_path, measurements_path = run / "outcomes.jsonl", run / "measurements.csv"
     outcomes = certificate.read_outcomes(outcomes_path) if outcomes_path.exists() else []

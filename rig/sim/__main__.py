@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from rig.profiles.bench import BenchProfile
+from rig.profiles.bench import BenchProfile, exposure_warning
 from rig.profiles.device import DeviceProfile
 from rig.profiles.loader import ProfileError, load_model
 from rig.sim.twin import Twin
@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     seed = bench.twin.seed if args.seed is None else args.seed
     start_s = parse_instant(args.start or bench.twin.start)
-    twin = Twin(bench, seed, start_s, host=args.host or bench.twin.host, device=device)
+    host = args.host or bench.twin.host
+    if exposure_warning(host):
+        print(exposure_warning(host), file=sys.stderr, flush=True)
+    twin = Twin(bench, seed, start_s, host=host, device=device)
 
     def stop(signum, frame):
         twin.quit = True
