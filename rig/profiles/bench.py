@@ -100,8 +100,8 @@ class TwinSettings(StrictModel):
     @classmethod
     def _remote_host_asked_for(cls, value: str, info: ValidationInfo) -> str:
         if not info.data.get("allow_remote") and not is_loopback(value):
-            raise ValueError(f"{value!r} is not a loopback address: the twin's servers would be reachable from other "
-                             "machines; set twin.allow_remote: true to ask for it")
+            raise ValueError("not a loopback address: the twin's servers would be reachable from other machines; "
+                             "set twin.allow_remote: true to ask for it")
         return value
 
 

@@ -73,8 +73,10 @@ def describe_validation_error(error: ValidationError) -> list[str]:
         else:
             context_error = item.get("ctx", {}).get("error")
             message = str(context_error) if context_error is not None else item["msg"]
-            if "input" in item and kind != SECRET_ERROR and not isinstance(item["input"], dict | list):
-                message += f" (got: {_shown(item['input'])})"
+            shown = _shown(item.get("input"))
+            if "input" in item and kind != SECRET_ERROR and not isinstance(item["input"], dict | list) \
+                    and shown not in message:
+                message += f" (got: {shown})"
         problems.append(f"field '{where}': {message}")
     return problems
 
