@@ -35,6 +35,20 @@ sim:
   meter:
     release_assistance: false
 ```
+
+**Secrets** (`maintenance.password`, `upgrade.signing_key`, `sim.meter.image_key`) are quoted text or, to
+keep them out of the file, `{env: VARIABLE}`: the value of that environment variable when the profile loads
+(the twin, a child of the rig, inherits it). An unset or empty variable is a profile error naming the field
+and the variable. A secret is masked in every repr, log, report and run file; an error about it never
+repeats the value. `rig report` rebuilds a run without the variables set (it needs no secret).
+
+**What every profile (bench, device, plan) must be**: a UTF-8 YAML file of at most 1 MB (a larger one is
+refused before it is read), mappings and lists nested at most 64 deep and at most 200,000 values with
+aliases expanded (anchors and aliases are fine; "billion laughs" bombs are not), no key twice in one
+mapping, at most 16 files in an `extends:` chain. Every number is finite (no `.inf`, `.nan`), waits and
+durations are never negative, time zones are IANA names this machine's zoneinfo knows. A bad file stops
+`certify`, `certify --list`, `sim` and `report` with exit code 2 and one line naming the file, the field and
+the reason.
 """
 
 
