@@ -179,6 +179,8 @@ DEVICE_CASES = [
          ("failure_detection_max_s", "valid number")),
     Case("overflowing float", "device", override("device", "sim: {module: {boot_time_s: 1.0e+400}}\n"),
          ("sim.module.boot_time_s", "finite")),
+    Case("a wait of 1e300 s", "device", override("device", "sim: {meter: {reset_wait_s: 1.0e+300}}\n"),
+         ("sim.meter.reset_wait_s", "less than or equal to 315360000")),
     Case("NaN lock-out", "device", override("device", "sim: {meter: {lockout_s: .nan}}\n"),
          ("sim.meter.lockout_s", "finite")),
     Case("clock running backwards", "device", override("device", "sim: {meter: {clock_drift_ppm: -2000000}}\n"),

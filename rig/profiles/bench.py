@@ -82,8 +82,8 @@ class TwinSettings(StrictModel):
     control_port: int = Field(0, ge=0, le=65535, description="0 = ephemeral (launch) ; fixed to connect")
     seed: int = Field(1, ge=0, description="seed of every random draw in the twin")
     start: str = Field("2026-01-05T00:00:00+08:00", description="virtual time at which the twin starts")
-    control_timeout_s: PositiveSeconds = Field(
-        30.0, le=CONTROL_TIMEOUT_MAX_S, description="wall-clock limit of one control call"
+    control_timeout_s: float = Field(
+        30.0, gt=0, le=CONTROL_TIMEOUT_MAX_S, description="wall-clock limit of one control call"
     )
     installation_loss_db: float = Field(0.0, ge=0, le=60, description="table 4-5 preset of the simulated site")
 

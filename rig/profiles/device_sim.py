@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from rig.profiles.loader import StrictModel
-from rig.profiles.types import Seconds, Secret, TimeZone
+from rig.profiles.types import PositiveSeconds, Seconds, Secret, TimeZone
 
 REFERENCE_EXCEPTION_FLOW = ["AT+NRB", "AT+CFUN=0", "AT+NCSEARFCN", "AT+NRB"]
 
@@ -38,12 +38,12 @@ class ModuleSim(StrictModel):
     measurement_sd_db: float = Field(
         0.5, ge=0, description="standard deviation of one filtered RSRP/SINR reading (ECL follows the reading)"
     )
-    boot_time_s: float = Field(1.5, gt=0, description="power-on or AT+NRB until the boot banner")
-    at_response_delay_s: float = Field(0.02, ge=0, description="processing delay of an ordinary AT command")
-    search_backoff_first_s: float = Field(600.0, gt=0, description="first wait between searches in no coverage")
-    search_backoff_cap_s: float = Field(86400.0, gt=0, description="the doubling search backoff stops here")
-    search_fixed_interval_s: float | None = Field(
-        None, gt=0, description="search at this fixed interval instead of the backoff (C21b defect: 60)"
+    boot_time_s: PositiveSeconds = Field(1.5, description="power-on or AT+NRB until the boot banner")
+    at_response_delay_s: Seconds = Field(0.02, description="processing delay of an ordinary AT command")
+    search_backoff_first_s: PositiveSeconds = Field(600.0, description="first wait between searches in no coverage")
+    search_backoff_cap_s: PositiveSeconds = Field(86400.0, description="the doubling search backoff stops here")
+    search_fixed_interval_s: PositiveSeconds | None = Field(
+        None, description="search at this fixed interval instead of the backoff (C21b defect: 60)"
     )
 
 
@@ -53,20 +53,20 @@ class MeterSim(StrictModel):
     meter_number: int = Field(12345, ge=0, description="the number the stagger is computed from (C4)")
     password_required: bool = Field(True, description="the near-end port asks for the password (C15 defect)")
     lockout_after_failures: int | None = Field(5, ge=1, description="wrong passwords before lock-out; null = never")
-    lockout_s: float = Field(600.0, gt=0, description="lock-out duration")
+    lockout_s: PositiveSeconds = Field(600.0, description="lock-out duration")
     schedule: Literal["household", "leak", "large", "large_intensive"] = "household"
     timezone: TimeZone = Field("Asia/Shanghai", description="zone of the meter's local time (report times)")
     flow_l_per_h: float = Field(6.0, ge=0, description="steady forward flow until a stimulus changes it")
     report_t1: str = Field("01:00", description="T1 of the stagger rule, local time of day (C4)")
-    report_t3_s: float = Field(120.0, gt=0, description="T3 of the stagger rule (C4)")
+    report_t3_s: PositiveSeconds = Field(120.0, description="T3 of the stagger rule (C4)")
     stagger: bool = Field(True, description="spread reports by meter number (C4 defect: false)")
     obey_platform_t3: bool = Field(True, description="apply T3 changed by the platform (C4 defect: false)")
     stagger_after_power_cut: bool = Field(True, description="spread the first attach after power-on (C4 defect)")
     power_cut_stagger_skipped_for: list[int] = Field(
         [], description="meter numbers whose first attach after power-on is not spread (C4 defect: [1, 199])"
     )
-    freeze_interval_s: float | None = Field(
-        None, gt=0, description="override of the schedule's freeze interval (C16 defect: 3600)"
+    freeze_interval_s: PositiveSeconds | None = Field(
+        None, description="override of the schedule's freeze interval (C16 defect: 3600)"
     )
     basic_report_bytes: int | None = Field(
         None, ge=1, le=512, description="pad the basic report to this size (C16 defect: 300)"
@@ -75,12 +75,12 @@ class MeterSim(StrictModel):
     module_sleep: Literal["psm", "power_off"] = Field("psm", description="between reports (C5 defect: power_off)")
     mcu_sleep_current_ua: float = Field(9.0, gt=0, description="MCU, metering and display asleep (C5 defect: 300)")
     mcu_active_current_ma: float = Field(3.0, gt=0, description="MCU awake")
-    requested_t3324_s: float = Field(30.0, ge=0, description="active time asked with AT+CPSMS")
-    requested_t3412_s: float = Field(86400.0, gt=0, description="periodic TAU asked with AT+CPSMS")
+    requested_t3324_s: Seconds = Field(30.0, description="active time asked with AT+CPSMS")
+    requested_t3412_s: PositiveSeconds = Field(86400.0, description="periodic TAU asked with AT+CPSMS")
     reselection_at_boot: bool = Field(True, description="AT+NCONFIG=CELL_RESELECTION,TRUE at init (C2)")
     earfcn_lock: bool = Field(False, description="lock the module to its first EARFCN (C2b defect)")
     obey_reselection_switch: bool = Field(True, description="apply the platform's reselection switch (C2c)")
-    attach_guard_s: float = Field(300.0, gt=0, description="search time allowed after power-on (C8 defect: 180)")
+    attach_guard_s: PositiveSeconds = Field(300.0, description="search time allowed after power-on (C8 defect: 180)")
     report_network_quality: bool = Field(True, description="PCI/RSRP/SINR/ECL/EARFCN in reports (C12)")
     rsrp_frozen_at_boot: bool = Field(False, description="report the boot RSRP forever (C12 defect)")
     reported_rsrp_offset_db: float = Field(
@@ -92,7 +92,7 @@ class MeterSim(StrictModel):
         -20.0, ge=-100_000, le=100_000, description="the MCU's crystal error (slow: reports never before their slot)"
     )
     retry_waits_s: list[Seconds] = Field([300.0, 3600.0], description="waits after failed sends (C7)")
-    reset_wait_s: float = Field(28800.0, gt=0, description="wait after the last failed retry, then reset (C7)")
+    reset_wait_s: PositiveSeconds = Field(28800.0, description="wait after the last failed retry, then reset (C7)")
     reset_after_failures: bool = Field(True, description="reset and re-attach after the long wait (C7 defect)")
     cme513_waits_s: list[Seconds] = Field([60.0, 180.0, 600.0], description="waits after +CME ERROR: 513 (C9)")
     exception_flow: list[str] = Field(

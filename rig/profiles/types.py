@@ -16,10 +16,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-Seconds = Annotated[float, Field(ge=0)]
-"""A wait or duration: zero or more seconds (finite, as every profile float)."""
+SECONDS_MAX = 10 * 365 * 86400.0
+"""The longest duration a profile may give (ten years): longer is a typo, and would overflow the clock's dates."""
 
-PositiveSeconds = Annotated[float, Field(gt=0)]
+Seconds = Annotated[float, Field(ge=0, le=SECONDS_MAX)]
+"""A wait or duration: zero or more seconds, at most ten years (finite, as every profile float)."""
+
+PositiveSeconds = Annotated[float, Field(gt=0, le=SECONDS_MAX)]
 """A duration or timeout that cannot be zero."""
 
 SECRET_ERROR = "secret"
