@@ -65,8 +65,8 @@ def certify(args: argparse.Namespace) -> int:
     except ProfileError as error:
         print(f"error: {error}", file=sys.stderr)
         return exit_codes.USAGE
-    if bench.twin is not None and bench.twin.launch and exposure_warning(bench.twin.host):
-        print(exposure_warning(bench.twin.host), file=sys.stderr)
+    if bench.twin is not None and bench.twin.launch and (warning := exposure_warning(bench.twin.host)):
+        print(warning, file=sys.stderr)
     if args.list:
         code = pytest.main(suite_args(args) + ["--list-checks", "-q", "--collect-only"])
         listed = code == pytest.ExitCode.NO_TESTS_COLLECTED  # the listing deselects every test

@@ -123,6 +123,10 @@ class _ProfileYamlLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+class _YamlLimit(Exception):
+    """A YAML document over one of the loader's limits."""
+
+
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):
         return list(node.value)
@@ -152,10 +156,6 @@ def _check_size(node: yaml.Node, depth: int, measured: dict[int, tuple[int, int]
             raise _YamlLimit(f"{where}holds more than {MAX_VALUES} values (aliases expanded)")
     measured[id(node)] = (size, height)
     return size
-
-
-class _YamlLimit(Exception):
-    """A YAML document over one of the loader's limits."""
 
 
 def _read_text(path: Path) -> str:

@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     seed = bench.twin.seed if args.seed is None else args.seed
     start_s = parse_instant(args.start or bench.twin.start)
     host = args.host or bench.twin.host
-    if exposure_warning(host):
-        print(exposure_warning(host), file=sys.stderr, flush=True)
+    if warning := exposure_warning(host):
+        print(warning, file=sys.stderr, flush=True)
     twin = Twin(bench, seed, start_s, host=host, device=device)
 
     def stop(signum, frame):
