@@ -24,24 +24,27 @@ import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rig.analysis.at_transcript import attempts
+from rig.analysis.retry_flow import retry_window_s
 from rig.bench import Bench
 from rig.meter_session import MeterSession
+from rig.monitor import MonitorLine
 from rig.platform.server import Ticket, Uplink
 from rig.profiles.bench import BenchProfile
 from rig.profiles.device import DeviceProfile
 from rig.profiles.loader import load_model
+from rig.profiles.plan import C7Retry, load_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_BENCH = ROOT / "profiles" / "benches" / "sim.yaml"
 REFERENCE_METER = ROOT / "profiles" / "devices" / "reference-meter.yaml"
+WHITE_PAPER_PLAN = ROOT / "profiles" / "plans" / "white-paper-2018.yaml"
 
 DAY_S = 86400.0
 REPORT_WITHIN_S = DAY_S + 3600.0  # a daily report, with its retry after a swallowed attempt
 ASLEEP_AFTER_REPORT_S = 3600.0  # the report's exchange is over, the meter sleeps
 ALARM_WITHIN_S = 300.0  # the magnet's alarm is up within 5 min (C17)
 ANSWER_WITHIN_S = 600.0  # a queued command is answered in the exchange of the wake that fetched it
-RETRY_WAIT_S = 300.0  # the first retry of a failed report comes 5 min after it (C7)
-RETRY_WITHIN_S = 3600.0  # ... and before the second retry's hour
 SERVING_CHANNEL, SERVING_DB, NO_COVERAGE_DB = 1, 5.0, 95.0  # cell 1 at CE0 (-95 dBm), the others out of reach
 SAMPLE_EVERY_DAYS = 30
 BASELINE_DAY = 30
@@ -194,12 +197,13 @@ def snapshot() -> tracemalloc.Snapshot:
 class SoakDriver:
     """Moves one meter session through the days and records each weekly event."""
 
-    def __init__(self, meter: MeterSession, result: SoakResult):
+    def __init__(self, meter: MeterSession, retry: C7Retry, result: SoakResult):
         self.meter = meter
+        self.retry = retry
         self.clock = meter.bench.clock
         self.result = result
         self.pending: Ticket | None = None
-        self.swallowed_report = False
+        self.swallowed_from: int | None = None  # the monitor's mark when the platform began to swallow
         self.downlinks = itertools.cycle(DOWNLINKS)
 
     def day(self, number: int) -> None:
@@ -209,8 +213,8 @@ class SoakDriver:
             self.result.missing.append(f"day {number}: no report within {REPORT_WITHIN_S:.0f} s")
             return
         self.result.reports += 1
-        if self.swallowed_report:
-            self._check_retry(number, report)
+        if self.swallowed_from is not None:
+            self._check_retry(number, report, self.swallowed_from)
         if self.pending is not None:
             self._check_answer(number, self.pending)
         weekday = number % 7
@@ -223,7 +227,7 @@ class SoakDriver:
             self.result.downlinks_queued += 1
         elif weekday == SWALLOW_DAY:
             self.meter.platform.swallow_next_uplinks(1)  # the next report's first attempt: the meter must retry
-            self.swallowed_report = True
+            self.swallowed_from = self.meter.monitor.mark()
 
     def _alarm(self, number: int) -> None:
         since = len(self.meter.platform.uplinks)
@@ -246,24 +250,32 @@ class SoakDriver:
             self.result.missing.append(f"day {number}: {ticket.message['type']} not answered ok: {ticket.answer}")
         self.pending = None
 
-    def _check_retry(self, number: int, report: Uplink) -> None:
-        self.swallowed_report = False
+    def _check_retry(self, number: int, report: Uplink, mark: int) -> None:
+        """The swallowed report's first retry, start to start on the AT monitor, in the plan's C7 window; the
+        platform swallowed the first attempt and received the retry."""
+        self.swallowed_from = None
+        kind = report.message["type"]
         swallowed = [u for u in self.meter.platform.swallowed if u.message is not None
-                     and u.message["type"] == report.message["type"] and u.time_s <= report.time_s]
-        if not swallowed:
-            self.result.missing.append(f"day {number}: the platform swallowed no report")
+                     and u.message["type"] == kind and u.time_s <= report.time_s]
+        since = [MonitorLine(i, line.time_s, line.sender, line.text)  # renumbered: only these are scanned
+                 for i, line in enumerate(self.meter.monitor.since(mark))]
+        sent = attempts(since, self.meter.codec, (kind,))
+        if not swallowed or len(sent) < 2:
+            self.result.missing.append(f"day {number}: {len(swallowed)} report(s) swallowed, {len(sent)} sent")
             return
         self.result.swallowed += 1
-        gap_s = report.time_s - swallowed[-1].time_s
-        if RETRY_WAIT_S <= gap_s <= RETRY_WITHIN_S:
+        detection_s = self.meter.device.failure_detection_max_s
+        low_s, high_s = retry_window_s(self.retry.retry_waits_s[0], self.retry, detection_s)
+        gap_s = sent[1].time_s - sent[0].time_s
+        if low_s <= gap_s <= high_s and report.time_s >= sent[1].time_s:
             self.result.retries_seen += 1
         else:
-            self.result.missing.append(f"day {number}: the report after the swallowed one came {gap_s:.0f} s later, "
-                                       f"not {RETRY_WAIT_S:.0f} .. {RETRY_WITHIN_S:.0f} s")
+            self.result.missing.append(f"day {number}: the retry of the swallowed report started {gap_s:.0f} s "
+                                       f"after it, not {low_s:.0f} .. {high_s:.0f} s")
 
 
 def soak(days: int, tolerance: float | None = None, bench_path: Path = SIM_BENCH,
-         device_path: Path = REFERENCE_METER) -> SoakResult:
+         device_path: Path = REFERENCE_METER, plan_path: Path = WHITE_PAPER_PLAN) -> SoakResult:
     """Run the reference meter for `days` simulated days (more than 30: day 30 is the memory baseline).
 
     tracemalloc traces from day 30 on (unless the process already traces), so what it counts is what the
@@ -284,7 +296,7 @@ def soak(days: int, tolerance: float | None = None, bench_path: Path = SIM_BENCH
             bench.attenuator.set_all(NO_COVERAGE_DB)
             bench.attenuator.set_attenuation(SERVING_CHANNEL, SERVING_DB)
             meter.power_on()
-            driver = SoakDriver(meter, result)
+            driver = SoakDriver(meter, load_plan(plan_path).checks.C7, result)
             for number in range(1, days + 1):
                 driver.day(number)
                 if number % SAMPLE_EVERY_DAYS == 0 or number == days:
