@@ -51,5 +51,10 @@ matrix: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/clock_roundtrip.py
 
+# A year unattended on the twin (outside CI; tests/test_soak.py runs 90 days): prints events, memory, wall time
+.PHONY: soak
+soak: $(STAMP)
+	$(PY) -m rig.soak --days 365
+
 clean:
 	rm -rf $(VENV) results tools/allure/node_modules

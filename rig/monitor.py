@@ -16,7 +16,7 @@ from rig.ports import SerialLinePort, StampedLine
 MCU, MODULE = "mcu", "module"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a month's transcript holds tens of thousands
 class MonitorLine:
     """One line on the sniffer: who sent it, when, and what."""
 
