@@ -2,11 +2,15 @@
 
 Each call writes one line, then waits on the bench clock for the answer (`OK ...`, `ERR <code> <text>`,
 or the lines of a multi-line answer up to `END`), so it works the same on the twin and on hardware.
+The login is challenge-response (`CHALLENGE`, then `LOGIN` with the HMAC of the nonce under the password);
+a meter that does not know `CHALLENGE` gets the password itself (the plaintext login S2 finds).
 The session's transcript masks the password (and any other secret the caller names) as `****`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -27,6 +31,7 @@ from rig.ports import StampedLine
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MODULE_TIMEOUT_S = 120.0
 SHOWN_CHARS = 1000
+NO_CHALLENGE_CODES = (400, 401)  # a meter with the plaintext login: CHALLENGE unknown, or refused before login
 ConfigValue = int | float | str
 
 
@@ -41,6 +46,11 @@ class LinePort(Protocol):
 def _secret_text(value: object) -> str:
     reveal = getattr(value, "get_secret_value", None)
     return str(reveal() if reveal is not None else value)
+
+
+def login_response(password: str, nonce: str) -> str:
+    """The answer to a challenge: HMAC-SHA256 of the nonce's hex text under the password, lower-case hex."""
+    return hmac.new(password.encode("utf-8"), nonce.encode("ascii", errors="replace"), hashlib.sha256).hexdigest()
 
 
 def _value(text: str) -> ConfigValue:
@@ -78,11 +88,21 @@ class ReferenceMaintenance:
 
     # ---- the session ---------------------------------------------------------------------------
     def login(self, password: object) -> None:
-        """`LOGIN`: raises MaintenanceRefused (403 wrong password, 423 locked out) when refused."""
+        """`CHALLENGE` then `LOGIN <response>`: raises MaintenanceRefused (403 wrong password, 423 locked out).
+
+        A meter that refuses `CHALLENGE` (400 unknown, 401 before login) gets `LOGIN <password>` instead.
+        """
         secret = _secret_text(password)
         if secret and secret not in self._secrets:
             self._secrets.append(secret)
-        self._single(f"LOGIN {secret}", shown=f"LOGIN {MASK}")
+        try:
+            nonce = self._single("CHALLENGE").strip()
+        except MaintenanceRefused as refusal:
+            if refusal.code not in NO_CHALLENGE_CODES:
+                raise
+            self._single(f"LOGIN {secret}", shown=f"LOGIN {MASK}")
+            return
+        self._single(f"LOGIN {login_response(secret, nonce)}", shown=f"LOGIN {MASK}")
 
     def logout(self) -> None:
         self._single("LOGOUT")
