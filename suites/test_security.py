@@ -50,7 +50,7 @@ AFTER_REPORT_S = 600.0  # S2: the report's exchange is over, the MCU free
 REPLAY_KEY = "pressure_high_kpa"  # a setting no schedule depends on (C15's probe key)
 REPLAY_STEP = 70
 HANDSHAKE_WORDS = ("CHALLENGE", "LOGIN")
-REFUSALS = ("login_refused", "refused")
+REFUSALS = ("login_refused",)
 
 
 def internet_endpoint(bench: Bench) -> Peer | None:

@@ -109,7 +109,7 @@ class ReferenceMaintenance:
 
     # ---- reads and sets ------------------------------------------------------------------------
     def meter_number(self) -> int:
-        return int(self._single("GET NUMBER"))
+        return self._converted("GET NUMBER", int)
 
     def set_meter_number(self, number: int) -> None:
         """A test number (C4); the meter's stagger follows it."""
@@ -117,10 +117,11 @@ class ReferenceMaintenance:
 
     def reading(self) -> BaseReading:
         values = self._parsed("GET READING")
-        return BaseReading(float(values["cumulative_l"]), float(values["reverse_l"]))
+        return self._fields("GET READING", lambda: BaseReading(float(values["cumulative_l"]),
+                                                              float(values["reverse_l"])))
 
     def report_period_s(self) -> float:
-        return float(self._single("GET PERIOD"))
+        return self._converted("GET PERIOD", float)
 
     def config(self, key: str | None = None) -> dict[str, ConfigValue]:
         """Every setting, or just `key`'s, as {key: value}."""
@@ -131,14 +132,14 @@ class ReferenceMaintenance:
 
     def clock(self) -> float:
         """The meter's clock, POSIX seconds."""
-        return float(self._single("GET CLOCK"))
+        return self._converted("GET CLOCK", float)
 
     def set_clock(self, time_s: float) -> None:
         self._single(f"SET CLOCK {time_s:.3f}")
 
     def versions(self) -> Versions:
         values = self._parsed("VERSION")
-        return Versions(str(values["mcu"]), str(values["module"]))
+        return self._fields("VERSION", lambda: Versions(str(values["mcu"]), str(values["module"])))
 
     # ---- jobs ----------------------------------------------------------------------------------
     def report_now(self) -> None:
@@ -236,6 +237,22 @@ class ReferenceMaintenance:
             raise MaintenanceError(f"maintenance command {shown!r}: unexpected answer {self._mask(answer)[:80]!r}",
                                    shown)
         return answer[3:]
+
+    def _converted(self, command: str, convert: Callable[[str], ConfigValue]) -> ConfigValue:
+        """The one-line answer's value as `convert` reads it; MaintenanceError when it cannot."""
+        value = self._single(command)
+        try:
+            return convert(value)
+        except ValueError:
+            raise MaintenanceError(f"maintenance command {command!r}: unexpected value {self._mask(value)[:80]!r}",
+                                   command) from None
+
+    def _fields(self, command: str, build: Callable[[], object]) -> object:
+        """`build()` from an answer's fields; MaintenanceError naming the command when one is missing or bad."""
+        try:
+            return build()
+        except (KeyError, ValueError) as error:
+            raise MaintenanceError(f"maintenance command {command!r}: missing or bad field {error}", command) from None
 
     def _parsed(self, command: str) -> dict[str, ConfigValue]:
         value = self._single(command)
