@@ -79,6 +79,10 @@ EXPECTED: dict[str, Expectation] = {
     "c18-ignores-point-reads": Expectation(("C18",)),
     "c19-config-not-applied": Expectation(("C19", "C2c", "C4")),
     "c20-closes-when-forbidden": Expectation(("C20",)),
+    "s1-obeys-spoofed-valve": Expectation(("S1",)),
+    "s1-stays-awake-for-spoofed-downlinks": Expectation(("S1",)),
+    "s2-accepts-replayed-session": Expectation(("S2",)),
+    "s3-report-carries-owner-name": Expectation(("S3",)),
 }
 
 

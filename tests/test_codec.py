@@ -258,7 +258,7 @@ MALFORMED_REPORTS: dict[str, tuple[Any, str]] = {
     "empty": (lambda p: b"", r"^uplink\.type: empty payload"),
     "alarm-bits": (at(14, b"\xff"), r"^basic_report\.alarms: unknown bits"),
     "valve-code": (at(33, b"\x09"), r"^basic_report\.valve: unknown code 9"),
-    "presence-bits": (at(161, b"\x08"), r"^basic_report\.present: unknown block bits"),
+    "presence-bits": (at(161, b"\x10"), r"^basic_report\.present: unknown block bits"),
     "pci": (at(162, b"\x02\x00"), r"^basic_report\.network\.pci: 512 out of range 0\.\.503"),
     "firmware-length": (at(34, b"\x15"), r"^basic_report\.mcu_firmware: 21 bytes, at most 20"),
     "firmware-utf8": (at(35, b"\xff"), r"^basic_report\.mcu_firmware: not UTF-8"),

@@ -28,6 +28,7 @@ TABLE_LEVELS = {
     "C12": "all", "C21a": "once", "C21b": "once", "C22": "all", "B1": "all", "C4": "one", "C4f": "once",
     "C6": "one", "C7": "one", "C9": "one", "C10": "one", "C11": "once", "C13": "once", "C14": "once",
     "C15": "once", "C16": "one", "C17": "one", "C18": "one", "C19": "one", "C20": "one",
+    "S1": "one", "S2": "once", "S3": "once",
 }  # fmt: skip
 # PROCEDURES.md's table: the checks whose `applies` includes a bare module (C21b: "module, and meters that ...")
 TABLE_FOR_MODULES = {"C1", "C2a", "C2b", "C3", "C5", "C12", "C21b"}

@@ -441,6 +441,7 @@ _REPORT_TAIL = (
     Field("network", NETWORK, optional=True),
     Field("period_pressure_kpa", Array(Int(1, step=Fraction(10))), optional=True),
     Field("padding", Padding(), optional=True),
+    Field("owner_name", Text(40), optional=True),
 )
 RESULT = Record(
     (COMMAND, Field("status", Enum(("ok", "refused", "unknown"))), Field("value", Value())),

@@ -2,11 +2,15 @@
 
 Each call writes one line, then waits on the bench clock for the answer (`OK ...`, `ERR <code> <text>`,
 or the lines of a multi-line answer up to `END`), so it works the same on the twin and on hardware.
+The login is challenge-response (`CHALLENGE`, then `LOGIN` with the HMAC of the nonce under the password);
+a meter that does not know `CHALLENGE` gets the password itself (the plaintext login S2 finds).
 The session's transcript masks the password (and any other secret the caller names) as `****`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -27,6 +31,7 @@ from rig.ports import StampedLine
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MODULE_TIMEOUT_S = 120.0
 SHOWN_CHARS = 1000
+NO_CHALLENGE_CODES = (400, 401)  # a meter with the plaintext login: CHALLENGE unknown, or refused before login
 ConfigValue = int | float | str
 
 
@@ -41,6 +46,11 @@ class LinePort(Protocol):
 def _secret_text(value: object) -> str:
     reveal = getattr(value, "get_secret_value", None)
     return str(reveal() if reveal is not None else value)
+
+
+def login_response(password: str, nonce: str) -> str:
+    """The answer to a challenge: HMAC-SHA256 of the nonce's hex text under the password, lower-case hex."""
+    return hmac.new(password.encode("utf-8"), nonce.encode("ascii", errors="replace"), hashlib.sha256).hexdigest()
 
 
 def _value(text: str) -> ConfigValue:
@@ -78,18 +88,28 @@ class ReferenceMaintenance:
 
     # ---- the session ---------------------------------------------------------------------------
     def login(self, password: object) -> None:
-        """`LOGIN`: raises MaintenanceRefused (403 wrong password, 423 locked out) when refused."""
+        """`CHALLENGE` then `LOGIN <response>`: raises MaintenanceRefused (403 wrong password, 423 locked out).
+
+        A meter that refuses `CHALLENGE` (400 unknown, 401 before login) gets `LOGIN <password>` instead.
+        """
         secret = _secret_text(password)
         if secret and secret not in self._secrets:
             self._secrets.append(secret)
-        self._single(f"LOGIN {secret}", shown=f"LOGIN {MASK}")
+        try:
+            nonce = self._single("CHALLENGE").strip()
+        except MaintenanceRefused as refusal:
+            if refusal.code not in NO_CHALLENGE_CODES:
+                raise
+            self._single(f"LOGIN {secret}", shown=f"LOGIN {MASK}")
+            return
+        self._single(f"LOGIN {login_response(secret, nonce)}", shown=f"LOGIN {MASK}")
 
     def logout(self) -> None:
         self._single("LOGOUT")
 
     # ---- reads and sets ------------------------------------------------------------------------
     def meter_number(self) -> int:
-        return int(self._single("GET NUMBER"))
+        return self._converted("GET NUMBER", int)
 
     def set_meter_number(self, number: int) -> None:
         """A test number (C4); the meter's stagger follows it."""
@@ -97,10 +117,11 @@ class ReferenceMaintenance:
 
     def reading(self) -> BaseReading:
         values = self._parsed("GET READING")
-        return BaseReading(float(values["cumulative_l"]), float(values["reverse_l"]))
+        return self._fields("GET READING", lambda: BaseReading(float(values["cumulative_l"]),
+                                                              float(values["reverse_l"])))
 
     def report_period_s(self) -> float:
-        return float(self._single("GET PERIOD"))
+        return self._converted("GET PERIOD", float)
 
     def config(self, key: str | None = None) -> dict[str, ConfigValue]:
         """Every setting, or just `key`'s, as {key: value}."""
@@ -111,14 +132,14 @@ class ReferenceMaintenance:
 
     def clock(self) -> float:
         """The meter's clock, POSIX seconds."""
-        return float(self._single("GET CLOCK"))
+        return self._converted("GET CLOCK", float)
 
     def set_clock(self, time_s: float) -> None:
         self._single(f"SET CLOCK {time_s:.3f}")
 
     def versions(self) -> Versions:
         values = self._parsed("VERSION")
-        return Versions(str(values["mcu"]), str(values["module"]))
+        return self._fields("VERSION", lambda: Versions(str(values["mcu"]), str(values["module"])))
 
     # ---- jobs ----------------------------------------------------------------------------------
     def report_now(self) -> None:
@@ -216,6 +237,22 @@ class ReferenceMaintenance:
             raise MaintenanceError(f"maintenance command {shown!r}: unexpected answer {self._mask(answer)[:80]!r}",
                                    shown)
         return answer[3:]
+
+    def _converted(self, command: str, convert: Callable[[str], ConfigValue]) -> ConfigValue:
+        """The one-line answer's value as `convert` reads it; MaintenanceError when it cannot."""
+        value = self._single(command)
+        try:
+            return convert(value)
+        except ValueError:
+            raise MaintenanceError(f"maintenance command {command!r}: unexpected value {self._mask(value)[:80]!r}",
+                                   command) from None
+
+    def _fields(self, command: str, build: Callable[[], object]) -> object:
+        """`build()` from an answer's fields; MaintenanceError naming the command when one is missing or bad."""
+        try:
+            return build()
+        except (KeyError, ValueError) as error:
+            raise MaintenanceError(f"maintenance command {command!r}: missing or bad field {error}", command) from None
 
     def _parsed(self, command: str) -> dict[str, ConfigValue]:
         value = self._single(command)

@@ -79,6 +79,13 @@ class Valve(StrictModel):
     close_allowed: bool = Field(True, description="the water company allows closing it remotely")
 
 
+REFERENCE_REPORT_FIELDS = [
+    "meter_number", "time_s", "battery_mv", "alarms", "daily_cumulative_l", "daily_reverse_l", "instantaneous_l_per_h",
+    "freeze_interval_s", "report_period_s", "valve", "mcu_firmware", "module_firmware", "period_consumption_l",
+    "period_temperature_c", "period_vibration", "network", "period_pressure_kpa", "padding",
+]
+
+
 class DeviceProfile(StrictModel):
     """A meter (MCU + module) or a bare module, as the rig sees it."""
 
@@ -88,6 +95,10 @@ class DeviceProfile(StrictModel):
     parts: Parts = Field(default_factory=Parts, description="which bench parts the device offers")
     failure_detection_max_s: PositiveSeconds = Field(120.0, description="how long the device takes to notice a failure")
     codec: str = Field("reference", description="payload codec plugin (entry point rig.codecs)")
+    report_fields: list[str] = Field(
+        REFERENCE_REPORT_FIELDS, min_length=1,
+        description="the fields the device's reports may carry, as its codec decodes them (S3: nothing else)",
+    )
     maintenance: Maintenance = Field(default_factory=Maintenance, description="the near-end maintenance port")
     valve: Valve = Field(default_factory=Valve, description="the valve and the remote-closing policy")
     upgrade: Upgrade = Field(default_factory=Upgrade, description="image signing for upgrades")

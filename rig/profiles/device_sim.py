@@ -45,6 +45,9 @@ class ModuleSim(StrictModel):
     search_fixed_interval_s: PositiveSeconds | None = Field(
         None, description="search at this fixed interval instead of the backoff (C21b defect: 60)"
     )
+    downlinks_from_any_source: bool = Field(
+        False, description="hand the host a downlink from any source, not only the LwM2M server's (S1 defect)"
+    )
 
 
 class MeterSim(StrictModel):
@@ -110,6 +113,16 @@ class MeterSim(StrictModel):
     apply_configuration: bool = Field(True, description="C19 defect: false (acknowledged, not applied)")
     obey_valve_policy: bool = Field(True, description="C20 defect: closes even when closing is forbidden")
     mcu_firmware_version: str = Field("RWM1-2.3.0", description="reported in every report and over maintenance")
+    maintenance_login: Literal["challenge", "plaintext"] = Field(
+        "challenge", description="near-end login: nonce + HMAC, or the password in clear (S2 defect: plaintext)"
+    )
+    awake_after_page_s: Seconds = Field(
+        0.0, description="after a page, keep the module out of PSM this long for more commands, a page "
+        "restarting it (S1 defect: 600)"
+    )
+    report_owner_name: str | None = Field(
+        None, max_length=40, description="personal data added to every report (S3 defect: the owner's name)"
+    )
     image_key: Secret | None = Field(
         None, description="HMAC key the meter checks images with, or {env: VARIABLE}; null: the profile's "
         "upgrade.signing_key"

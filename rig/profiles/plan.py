@@ -829,6 +829,9 @@ def _check(model: type[Check]) -> Any:
     return Field(default_factory=model, description=model.__doc__)
 
 
+from rig.profiles.plan_security import S1SpoofedDownlinks, S2ReplayedSession, S3DeclaredFields  # noqa: E402
+
+
 class Checks(StrictModel):
     """One entry per check id of PROCEDURES.md's table."""
 
@@ -859,6 +862,9 @@ class Checks(StrictModel):
     C18: C18PointRead = _check(C18PointRead)
     C19: C19Configuration = _check(C19Configuration)
     C20: C20Valve = _check(C20Valve)
+    S1: S1SpoofedDownlinks = _check(S1SpoofedDownlinks)
+    S2: S2ReplayedSession = _check(S2ReplayedSession)
+    S3: S3DeclaredFields = _check(S3DeclaredFields)
 
 
 # --- the plan -------------------------------------------------------------------------------------------

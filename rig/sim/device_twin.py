@@ -47,6 +47,8 @@ class DeviceTwin:
         )
         self.platform_link = twin.add_udp("platform")
         self.network = Network(world, self.radio, twin.bench.network, self.platform_link, lambda: twin.lockstep)
+        self.internet_link = twin.add_udp("internet")  # other internet hosts: the rig's spoofer (S1)
+        self.internet_link.consumer = self.network.from_internet
         imei = profile.identity.imei or "869405035846048"
         self.module = NbiotModule(world, self.network, twin.power, profile.sim.module, imei)
         self.platform_address: tuple[str, int] | None = None

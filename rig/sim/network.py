@@ -1,6 +1,7 @@
 """The network side of the twin: attach, RRC connections and their release, paging, PSM grants,
-reselection, and the path to the platform over real UDP. It keeps an event log with virtual
-timestamps, readable through the control port as a lab callbox would offer it.
+reselection, and the path to and from the internet over real UDP: the platform, and any other host (a
+spoofer of the rig, on its own counted channel), whose datagrams reach the UE with their real source.
+It keeps an event log with virtual timestamps, readable through the control port as a lab callbox would.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class Network:
         self._lockstep = lockstep
         self.log: list[NetworkEvent] = []
         self.contexts: dict[str, Context] = {}
-        uplink.consumer = self._from_platform
+        uplink.consumer = self.from_internet
 
     # ---- log -----------------------------------------------------------------------------------
     def record(self, event: str, context: Context | None, imei: str = "", detail: str = "") -> None:
@@ -230,8 +231,9 @@ class Network:
         snr = link.uplink_snr_db(self.radio.expected_rsrp_dbm(context.cell), ue.tx_power_dbm)
         return link.uplink_air_time_s(size_bytes, link.repetitions(snr, link.UL_REQUIRED_SNR_DB)[0])
 
-    def _from_platform(self, datagram: bytes, source: tuple[str, int]) -> None:
-        """A datagram from the platform: delivered now if connected, after paging if idle, held in PSM."""
+    def from_internet(self, datagram: bytes, source: tuple[str, int]) -> None:
+        """A datagram for the UE (from the platform or any other host): delivered now if connected, after
+        paging if idle, held in PSM. The core network routes by destination; the UE sees the source."""
         for context in self.contexts.values():
             if len(context.pending_downlink) < DOWNLINK_BUFFER:
                 context.pending_downlink.append((datagram, source))

@@ -100,6 +100,7 @@ class MeterFirmware:
         self.at.urc_listeners.append(self._on_urc)
         self.jobs = simpy.Store(self.env)
         self._processes: list[simpy.Process] = []
+        self._awake_until_s: float | None = None  # S1 defect: PSM off until then, for more commands after a page
 
     # ---- time and logs -------------------------------------------------------------------------
     def _on_clock_set(self) -> None:
@@ -135,6 +136,7 @@ class MeterFirmware:
             self._processes.clear()
             self.jobs.items.clear()
             self._late_downlinks.clear()
+            self._awake_until_s = None
             self._cut_module_power("supply lost")
             self.power.set("mcu", 0.0)
             self.power.set("valve", 0.0)
@@ -237,6 +239,8 @@ class MeterFirmware:
                     yield from self._bring_up_module()
             elif job.kind == "storage":
                 yield from self._enter_storage()
+            elif job.kind == "psm":
+                yield from self._request_psm(job.detail == "on")
             elif job.kind == "module_command":
                 reply = yield from self._module_command(job.detail)
                 if job.done is not None:
@@ -300,14 +304,35 @@ class MeterFirmware:
             yield from self._set_reselection(True)
         elif not self.reselection_enabled and current and self.sim.obey_reselection_switch:
             yield from self._set_reselection(False)
-        for command in (
-            "AT+CSCON=1", "AT+NPSMR=1", "AT+NNMI=1", "AT+NSMI=1",
-            f'AT+CPSMS=1,,,"{encode_t3412(self.sim.requested_t3412_s)}","{encode_t3324(self.sim.requested_t3324_s)}"',
-        ):
+        for command in ("AT+CSCON=1", "AT+NPSMR=1", "AT+NNMI=1", "AT+NSMI=1", self._psm_command(True)):
             yield from self.at.command(command)
         address = self.platform_address()
         if address is not None:
             yield from self.at.command(f"AT+NCDP={address[0]},{address[1]}")
+
+    def _psm_command(self, enabled: bool) -> str:
+        if not enabled:
+            return "AT+CPSMS=0"
+        return f'AT+CPSMS=1,,,"{encode_t3412(self.sim.requested_t3412_s)}","{encode_t3324(self.sim.requested_t3324_s)}"'
+
+    def _request_psm(self, enabled: bool) -> Generator[simpy.Event, None, None]:
+        yield from self.at.command(self._psm_command(enabled))
+        self.record("module", "psm_requested" if enabled else "psm_off", "" if enabled else "paged: awake for more")
+
+    def _on_page(self) -> None:
+        """S1 defect: a connection the MCU did not ask for (a page) keeps the module out of PSM for a while,
+        each page restarting the wait; PSM is asked for again when it ends without one."""
+        awake = self._awake_until_s is not None
+        self._awake_until_s = self.world.now + self.sim.awake_after_page_s
+        if not awake:
+            self.jobs.put(Job("psm", "off"))
+            self._start(self._awake_until_quiet())
+
+    def _awake_until_quiet(self) -> Generator[simpy.Event, None, None]:
+        while self._awake_until_s is not None and self.world.now < self._awake_until_s:
+            yield self.env.timeout(self._awake_until_s - self.world.now)
+        self._awake_until_s = None
+        self.jobs.put(Job("psm", "on"))
 
     def _set_reselection(self, enabled: bool) -> Generator[simpy.Event, None, None]:
         yield from self.at.command(f"AT+NCONFIG=CELL_RESELECTION,{'TRUE' if enabled else 'FALSE'}")
@@ -424,6 +449,8 @@ class MeterFirmware:
         }
         if quality is not None:
             message["network"] = quality
+        if self.sim.report_owner_name is not None:
+            message["owner_name"] = self.sim.report_owner_name
         if self.sim.basic_report_bytes:
             size = len(self.codec.encode_uplink(message))
             if size < self.sim.basic_report_bytes:
@@ -508,6 +535,8 @@ class MeterFirmware:
         if line.startswith("+NNMI:") and self.powered:
             self._late_downlinks.append(line)
             self.jobs.put(Job("downlink", line))
+        elif line == "+CSCON:1" and self.powered and not self.module_busy and self.sim.awake_after_page_s > 0:
+            self._on_page()
 
     def _late_downlink(self, line: str) -> Generator[simpy.Event, None, None]:
         if line not in self._late_downlinks:

@@ -1,6 +1,8 @@
 """The twin meter's near-end maintenance port: the reference line protocol (docs/maintenance-protocol.md).
 
-A technician's tool (or the rig) logs in with the password, then reads and sets the meter's number,
+A technician's tool (or the rig) logs in by challenge-response (a fresh nonce from `CHALLENGE`, answered
+with the HMAC-SHA256 of the nonce under the password, so a captured session cannot be replayed; the
+`plaintext` login of the S2 defect takes the password itself), then reads and sets the meter's number,
 readings, period, configuration and clock, downloads or clears its logs, queries and sets the module
 through the MCU, turns storage mode on and loads images. Every session event goes to the meter's log
 under `maintenance`; the password itself is never written anywhere. Wrong passwords lock the port for
@@ -10,8 +12,11 @@ under `maintenance`; the password itself is never written anywhere. Wrong passwo
 from __future__ import annotations
 
 import binascii
+import hashlib
+import hmac
 import logging
 import math
+import random
 from collections.abc import Callable, Generator
 
 import simpy
@@ -27,6 +32,12 @@ BUSY_LIMIT_S = 60.0
 VERSION_MAX_CHARS = 20
 MASK = "****"
 TOO_LONG = object()
+NONCE_BITS = 128
+
+
+def login_response(password: str, nonce: str) -> str:
+    """The answer to a challenge: HMAC-SHA256 of the nonce's hex text under the password, lower-case hex."""
+    return hmac.new(password.encode("utf-8"), nonce.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 class Refused(Exception):
@@ -65,6 +76,8 @@ class MaintenancePort:
         self.logged_in = False
         self.failures = 0
         self.locked_until_s: float | None = None  # world (monotonic) time; survives a power cycle
+        self._nonce: str | None = None  # the outstanding challenge: good for one LOGIN
+        self._nonces = random.Random(f"maintenance-nonce:{meter.world.seed}")  # apart from the world's draws
 
     # ---- wiring --------------------------------------------------------------------------------
     def receive(self, data: bytes) -> None:
@@ -98,6 +111,7 @@ class MaintenancePort:
         self._partial.clear()
         self._too_long = False
         self.logged_in = False
+        self._nonce = None
 
     # ---- the session ---------------------------------------------------------------------------
     def _serve(self) -> Generator[simpy.Event, None, None]:
@@ -130,6 +144,8 @@ class MaintenancePort:
             raise Refused(400, "empty command")
         if verb == "LOGIN":
             return self._login(rest)
+        if verb == "CHALLENGE" and self._challenge_response:
+            return self._challenge(rest)
         words = rest.split()
         command = " ".join([verb, *(w.upper() for w in words[:1]), *words[1:]])
         if not self.logged_in and self.sim.password_required:
@@ -167,6 +183,26 @@ class MaintenancePort:
         return [f"OK mcu={self.meter.mcu_firmware} module={self.meter.module_firmware or '-'}"]
 
     # ---- login ---------------------------------------------------------------------------------
+    @property
+    def _challenge_response(self) -> bool:
+        return self.sim.password_required and self.sim.maintenance_login == "challenge"
+
+    def _challenge(self, rest: str) -> list[str]:
+        if rest.strip():
+            raise Refused(400, "expected CHALLENGE")
+        self._nonce = f"{self._nonces.getrandbits(NONCE_BITS):0{NONCE_BITS // 4}x}"
+        return [f"OK {self._nonce}"]
+
+    def _credential_valid(self, credential: str) -> tuple[bool, str]:
+        """(valid, why not): the password itself, or the response to the outstanding challenge (used up)."""
+        if not self._challenge_response:
+            return credential == self._password, "wrong password"
+        nonce, self._nonce = self._nonce, None
+        if nonce is None:
+            return False, "no challenge"
+        expected = login_response(self._password, nonce).encode("ascii")
+        return hmac.compare_digest(credential.strip().lower().encode("latin-1"), expected), "wrong password"
+
     def _login(self, password: str) -> list[str]:
         now = self.meter.world.now
         if not self.sim.password_required:
@@ -179,14 +215,15 @@ class MaintenancePort:
                 raise Refused(423, f"locked out for {self.locked_until_s - now:.0f} s")
             self.locked_until_s = None
             self.failures = 0
-        if password == self._password:
+        valid, reason = self._credential_valid(password)
+        if valid:
             self.logged_in = True
             self.failures = 0
             self._log("login")
             return ["OK"]
         self.logged_in = False
         self.failures += 1
-        self._log("login_refused", f"wrong password (failure {self.failures})")
+        self._log("login_refused", f"{reason} (failure {self.failures})")
         limit = self.sim.lockout_after_failures
         if limit is not None and self.failures >= limit:
             self.locked_until_s = now + self.sim.lockout_s

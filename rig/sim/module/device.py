@@ -460,7 +460,8 @@ class NbiotModule:
         return at.frame()
 
     def _on_downlink_datagram(self, datagram: bytes, source: tuple[str, int]) -> None:
-        if self.lwm2m.server is not None and source == self.lwm2m.server:
+        """The LwM2M client hears only its server (any source with the S1 defect switch); sockets their peers."""
+        if self.lwm2m.server is not None and (source == self.lwm2m.server or self.settings.downlinks_from_any_source):
             self.lwm2m.on_datagram(datagram)
             return
         for socket_id, sock in self.sockets.items():

@@ -291,7 +291,15 @@ class Modem:
         idle_floor = max(self.settings.idle_current_ma * 1e-3
                          - self.settings.paging_spike_ma * 1e-3 * PAGING_SPIKE_S / PAGING_CYCLE_S, 0.0)
         next_evaluation = self.env.now + IDLE_EVALUATION_S
+        requested_on_entry = self.config.psm_requested
+
+        def psm_asked_again() -> bool:
+            return (not requested_on_entry and self.config.psm_requested
+                    and self.network.grant_psm(self.config.t3412_s, self.config.t3324_s) is not None)
+
         while not self.connected and not self._service_lost and self.env.now < active_until:
+            if psm_asked_again():  # an MCU that had switched PSM off asks for it again: PSM now
+                break
             self._draw(idle_floor)
             self._wake = self.env.event()
             step = min(PAGING_CYCLE_S, active_until - self.env.now)
