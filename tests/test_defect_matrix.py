@@ -8,7 +8,6 @@ import pytest
 
 from rig.matrix import EXPECTED, absent_checks, defect_path, run_checks
 
-
 SECURITY_DEFECTS = ("s1-", "s2-", "s3-")
 
 
