@@ -22,7 +22,7 @@ Handler = Callable[[list[str]], Reply]
 log = logging.getLogger(__name__)
 
 _NODE = re.compile(r"(\[)?:?([A-Za-z*][A-Za-z0-9]*)(\])?")
-_CHANNEL_LIST = re.compile(r"\(@\s*([0-9]{1,9}(?:\s*:\s*[0-9]{1,9})?(?:\s*,\s*[0-9]{1,9}(?:\s*:\s*[0-9]{1,9})?)*)\s*\)")
+_CHANNEL_LIST = re.compile(r"\(@\s*([0-9]+(?:\s*:\s*[0-9]+)?(?:\s*,\s*[0-9]+(?:\s*:\s*[0-9]+)?)*)\s*\)")
 MAX_LINE_BYTES = 16384  # the instrument's input buffer: a longer program message is an overrun (-363)
 
 
@@ -100,10 +100,11 @@ def channel_list(arg: str, highest: int) -> list[int]:
     channels: list[int] = []
     for part in match.group(1).split(","):
         first, _, last = part.partition(":")
-        low, high = int(first), int(last or first)
-        for bound in (low, high):
-            if not 1 <= bound <= highest:
-                raise ScpiError(-222, f"Data out of range; channel {bound} (channels 1..{highest})")
+        bounds = [text.strip() for text in (first, last or first)]
+        for bound in bounds:
+            if len(bound) > 9 or not 1 <= int(bound) <= highest:
+                raise ScpiError(-222, f"Data out of range; channel {bound[:12]} (channels 1..{highest})")
+        low, high = (int(bound) for bound in bounds)
         step = 1 if high >= low else -1
         channels.extend(range(low, high + step, step))
     return channels
