@@ -1,4 +1,4 @@
-"""The twin's instruments and control port survive any input: each bad line is the instrument's own error.
+"""Every port of the twin survives any input: each bad line is the instrument's (or module's) own error.
 
 Lines go over real sockets to a twin process; after every one the instrument still answers `*IDN?`
 (`:MN?` for the attenuator). The parsers are also driven by hypothesis: no line makes a handler fail
@@ -22,6 +22,7 @@ from rig.sim.attenuator import AttenuatorModel
 from rig.sim.power_analyser import PowerAnalyserModel
 from rig.sim.timeline import CurrentTimeline
 from rig.sim.world import World
+from tests.module_helpers import module_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_BENCH = ROOT / "profiles" / "benches" / "sim.yaml"
@@ -217,3 +218,21 @@ def test_any_attenuator_line_gets_one_documented_reply(line):
     documented = reply in ("0", "1", "2", attenuator.INVALID) or reply.startswith(("MN=", "SN=", "FIRMWARE="))
     assert documented or all(part.replace(".", "", 1).isdigit() for part in reply.split()) or reply in "LFN", reply
     assert all(0 <= value <= attenuator.MAX_DB for value in model.values_db)
+
+
+# ---- the module's AT port --------------------------------------------------------------------
+BAD_AT_LINES = [
+    ("AT+NOSUCH", "ERROR"),
+    ("AT+CFUN=x", "+CME ERROR: 50"),
+    ("AT+CFUN=", "+CME ERROR: 50"),
+    ("AT+NSOST=0,1.2.3.4,x,2,ZZ", "+CME ERROR: 50"),
+    ("AT+CGATT?" + " " * 5000, "ERROR"),  # a valid read, but it overruns the module's command buffer
+    ("AT+NMGS=" + "1" * 40 + ",\xff\x00", "+CME ERROR: 50"),
+]
+
+
+def test_a_bad_at_line_is_error_and_the_module_keeps_answering():
+    with module_bench() as module:
+        for line, final in BAD_AT_LINES:
+            assert module.send(line).final == final, line
+            assert module.send("AT").final == "OK"
