@@ -132,11 +132,16 @@ def test_a_frozen_attenuator_is_lost_in_seconds(rc4dat, control):
     assert rc4dat.set_attenuation(1, 20) == 20
 
 
-def test_a_stalled_twin_is_waited_for_without_resending_the_query(twin, supply):
+@pytest.mark.parametrize(
+    "pause_s",
+    [TRY_MS / 1000 + 0.1, TRY_MS / 1000 + PROBE_S + 0.2],
+    ids=["resumed-while-probed", "resumed-after-the-probe-gave-up"],
+)
+def test_a_stalled_twin_is_waited_for_without_resending_the_query(twin, supply, pause_s):
     supply.transport.write("NO:SUCH:ONE")
     supply.transport.write("NO:SUCH:TWO")
     os.kill(twin.process.pid, signal.SIGSTOP)
-    resume = threading.Timer(TRY_MS / 1000 + PROBE_S + 0.2, os.kill, (twin.process.pid, signal.SIGCONT))
+    resume = threading.Timer(pause_s, os.kill, (twin.process.pid, signal.SIGCONT))
     resume.start()
     try:
         first = supply.transport.query("SYST:ERR?")

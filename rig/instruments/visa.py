@@ -7,7 +7,7 @@ never answer the next command.
 
 An instrument served by the twin also has a liveness probe (the twin's control port). A reply that does
 not come within the short per-try timeout asks the probe: if the twin answers, it is alive and has
-already answered everything sent before the probe, so this port is stalled and the try fails at once;
+served this port too, so a reply still missing a moment later means the port is stalled: the try fails;
 if the twin does not answer either, the machine (or the twin) is stalled: the same reply is awaited for
 the long `patience_ms`, never re-sent, so a loaded machine never makes a query run twice; if the twin is
 gone, nothing is retried.
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 DEFAULT_TIMEOUT_MS = 5000  # a real instrument's reply
 TWIN_REPLY_TIMEOUT_MS = 2000  # a twin's instrument answers at once: a longer silence asks the liveness probe
+LATE_REPLY_MS = 200  # after the twin answered a probe, what it owed this port arrives within this
 # InvalidSession: the session was closed under us (a failed reopen, or the resource manager closed)
 TRANSPORT_FAULTS = (VisaIOError, InvalidSession, ConnectionError, OSError, EOFError)
 
@@ -155,20 +156,30 @@ class VisaTransport:
         seconds = self.timeout_ms / 1000
         probe = self.liveness()
         if probe.answered:
+            # the twin serves its ports in turn: a reply it owed this port is on the wire by now
+            try:
+                return self._receive_within(LATE_REPLY_MS, receive)
+            except VisaIOError as error:
+                if not is_timeout(error):
+                    raise
             raise TimeoutError(f"no reply in {seconds:g} s while the twin answers on its control port: "
-                               f"the {self.name} port is stalled")
+                               f"the {self.name} port is stalled") from None
         if not probe.reachable:
             raise GiveUp(f"no reply in {seconds:g} s and the twin is gone ({probe.detail})")
         log.warning("%s: the twin is slow (%s); waiting up to %g s for the same reply",
                     self.name, probe.detail, self.patience_ms / 1000)
-        self._session.timeout = self.patience_ms
         try:
-            return receive()
+            return self._receive_within(self.patience_ms, receive)
         except VisaIOError as error:
             if not is_timeout(error):
                 raise
             raise GiveUp(f"neither the {self.name} port nor the twin's control port answered "
                          f"in {seconds + self.patience_ms / 1000:g} s: the twin is stalled") from None
+
+    def _receive_within(self, timeout_ms: int, receive: Callable[[], T]) -> T:
+        self._session.timeout = timeout_ms
+        try:
+            return receive()
         finally:
             self._session.timeout = self.timeout_ms
 
