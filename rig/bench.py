@@ -21,7 +21,7 @@ from rig.clock import Clock, VirtualClock, WallClock
 from rig.errors import RigFault, TwinError
 from rig.instruments.attenuator import Rc4datAttenuator
 from rig.instruments.power import N6705CPowerAnalyser
-from rig.instruments.visa import DEFAULT_TIMEOUT_MS, VisaTransport
+from rig.instruments.visa import DEFAULT_TIMEOUT_MS, TWIN_REPLY_TIMEOUT_MS, VisaTransport
 from rig.profiles.bench import BenchProfile, TwinSettings
 from rig.twinlink import TwinLink
 
@@ -156,25 +156,31 @@ class Bench:
         except KeyError:
             raise RigFault(f"the twin serves no serial port named {name!r} (is --device set?)") from None
 
-    def _visa_timeout_ms(self) -> int:
-        """The twin answers every query at once, so only a stalled machine makes it slow: it gets the control
-        port's generous budget, so that a query is re-sent (and re-executed by the twin) only after a stall that
-        long, not after the few seconds a loaded machine may pause (measured: 0.1 s at load average 9)."""
-        if self.profile.twin is None:
-            return DEFAULT_TIMEOUT_MS
-        return int(self.profile.twin.control_timeout_s * 1000)
+    def _visa_options(self, resource: str) -> dict:
+        """How long one try waits for a reply, and what a silence means.
+
+        The twin answers every query at once (measured: 0.1 s at load average 9), so a twin's instrument gets a
+        short try; a timeout then probes the twin's control port (see rig.instruments.visa): a stalled port fails
+        within seconds, while a stalled machine only extends the wait for the same reply up to the control port's
+        budget, so a loaded machine never makes the rig re-send a query. A hardware instrument gets its own timeout.
+        """
+        if self.twin_link is None or not resource.startswith("twin:"):
+            return {"timeout_ms": DEFAULT_TIMEOUT_MS}
+        patience_ms = int(self.profile.twin.control_timeout_s * 1000)
+        return {"timeout_ms": min(TWIN_REPLY_TIMEOUT_MS, patience_ms), "liveness": self.twin_link.probe,
+                "patience_ms": patience_ms}
 
     def _open_instruments(self) -> None:
         settings = self.profile.instruments
-        timeout_ms = self._visa_timeout_ms()
         if settings.attenuator is not None:
-            transport = VisaTransport(
-                self._resource_manager, self.resolve(settings.attenuator.resource), "attenuator", "\r\n", timeout_ms
-            )
+            resource = settings.attenuator.resource
+            transport = VisaTransport(self._resource_manager, self.resolve(resource), "attenuator", "\r\n",
+                                      **self._visa_options(resource))
             self.attenuator = Rc4datAttenuator(transport)
         if settings.supply is not None:
-            transport = VisaTransport(self._resource_manager, self.resolve(settings.supply.resource), "supply",
-                                      timeout_ms=timeout_ms)
+            resource = settings.supply.resource
+            transport = VisaTransport(self._resource_manager, self.resolve(resource), "supply",
+                                      **self._visa_options(resource))
             self.supply = N6705CPowerAnalyser(transport, self.clock, settings.supply.channel)
             self.supply.set_voltage(settings.supply.voltage_v)
             self.supply.set_current_limit(settings.supply.current_limit_a)

@@ -3,8 +3,40 @@
 from __future__ import annotations
 
 import socket
+import time
+from dataclasses import dataclass
 
 from rig.errors import TwinError
+
+PROBE_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """What a probe of the twin's control port found: it answered, it is there but silent, or it is gone."""
+
+    answered: bool
+    reachable: bool
+    detail: str
+
+
+def probe_twin(host: str, port: int, timeout_s: float = PROBE_TIMEOUT_S) -> Liveness:
+    """Ask `*IDN?` on a connection of its own (the link's stream is never left waiting for a late answer)."""
+    began = time.monotonic()
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.sendall(b"*IDN?\n")
+            received = b""
+            while b"\n" not in received:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return Liveness(False, False, "its control port closed the connection")
+                received += chunk
+    except TimeoutError:
+        return Liveness(False, True, f"its control port was silent for {timeout_s:g} s")
+    except OSError as error:
+        return Liveness(False, False, f"its control port {host}:{port}: {error}")
+    return Liveness(True, True, f"its control port answered in {time.monotonic() - began:.2f} s")
 
 
 class TwinLink:
@@ -18,6 +50,11 @@ class TwinLink:
             raise TwinError(f"cannot reach the twin's control port {self.address}: {error}") from None
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._buffer = bytearray()
+        self._host, self._port = host, port
+
+    def probe(self, timeout_s: float = PROBE_TIMEOUT_S) -> Liveness:
+        """Is the twin serving? Asked on a connection of its own, within `timeout_s`."""
+        return probe_twin(self._host, self._port, timeout_s)
 
     def query(self, line: str) -> str:
         """Send a command and return its answer; `ERR ...` answers raise TwinError naming the command."""

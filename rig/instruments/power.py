@@ -52,6 +52,21 @@ class DataLogChunk:
     max_a: np.ndarray
 
 
+def no_error(reply: str) -> bool:
+    """`SYST:ERR?` answered `+0,"No error"` (ValueError if the reply is not an error-queue entry)."""
+    code, separator, _ = reply.partition(",")
+    if not separator:
+        raise ValueError("expected <code>,\"<message>\"")
+    return int(code) == 0
+
+
+def output_state(reply: str) -> bool:
+    """`OUTP?` answers 1 or 0."""
+    if reply not in ("0", "1"):
+        raise ValueError("expected 0 or 1")
+    return reply == "1"
+
+
 def check_range(name: str, value: float, low: float, high: float, unit: str) -> float:
     if not low <= value <= high:
         raise ValueError(f"{name} {value} {unit} is out of range {low}..{high} {unit}")
@@ -69,21 +84,14 @@ class N6705CPowerAnalyser:
 
     # ---- plumbing ------------------------------------------------------------------------------
     def configure(self, *commands: str) -> None:
-        """Send configuration commands, then read the error queue; an error names its command."""
-        for command in commands:
-            self.transport.write(command)
-            self._raise_errors(command)
+        """Send configuration commands, each confirmed by the error queue; an error names its command.
 
-    def _raise_errors(self, command: str) -> None:
-        errors = []
-        for _ in range(20):
-            reply = self.transport.query("SYST:ERR?")
-            code = reply.split(",", 1)[0]
-            if int(code) == 0:
-                break
-            errors.append(reply)
-        if errors:
-            raise InstrumentError(f"{self.transport.name}: {command!r} was refused: {'; '.join(errors)}")
+        A command and its error check are one exchange: after a dropped link both are sent again.
+        """
+        for command in commands:
+            errors = self.transport.write_and_drain(command, "SYST:ERR?", no_error)
+            if errors:
+                raise InstrumentError(f"{self.transport.name}: {command!r} was refused: {'; '.join(errors)}")
 
     def identity(self) -> str:
         return self.transport.query("*IDN?")
@@ -94,7 +102,7 @@ class N6705CPowerAnalyser:
         self.configure(f"VOLT {volts:g},{self.at}")
 
     def voltage_v(self) -> float:
-        return float(self.transport.query(f"VOLT? {self.at}"))
+        return self.transport.query(f"VOLT? {self.at}", float)
 
     def set_current_limit(self, amps: float) -> None:
         check_range("current limit", amps, 1e-6, 3.06, "A")
@@ -104,17 +112,17 @@ class N6705CPowerAnalyser:
         self.configure(f"OUTP {'ON' if on else 'OFF'},{self.at}")
 
     def output_on(self) -> bool:
-        return self.transport.query(f"OUTP? {self.at}") == "1"
+        return self.transport.query(f"OUTP? {self.at}", output_state)
 
     def measure_current_a(self) -> float:
-        return float(self.transport.query(f"MEAS:CURR? {self.at}"))
+        return self.transport.query(f"MEAS:CURR? {self.at}", float)
 
     def measure_voltage_v(self) -> float:
-        return float(self.transport.query(f"MEAS:VOLT? {self.at}"))
+        return self.transport.query(f"MEAS:VOLT? {self.at}", float)
 
     # ---- array capture -------------------------------------------------------------------------
     def measuring(self) -> bool:
-        return bool(int(self.transport.query(f"STAT:OPER:COND? {self.at}")) & MEAS_ACTIVE)
+        return bool(self.transport.query(f"STAT:OPER:COND? {self.at}", int) & MEAS_ACTIVE)
 
     def capture(self, points: int, interval_s: float, pretrigger_points: int = 0) -> Capture:
         """Trigger now and return `points` samples `interval_s` apart (the analyser rounds the interval)."""
@@ -130,7 +138,7 @@ class N6705CPowerAnalyser:
             "FORM:BORD NORM",
         )
         # the reply has 7 significant digits; the interval is a whole multiple of the base interval
-        reply_s = float(self.transport.query(f"SENS:SWE:TINT? {self.at}"))
+        reply_s = self.transport.query(f"SENS:SWE:TINT? {self.at}", float)
         actual_interval_s = round(reply_s / TINT_BASE_S) * TINT_BASE_S
         triggered_s = self.clock.now()
         self.configure(f"INIT:ACQ {self.at}")
@@ -193,7 +201,7 @@ class N6705CPowerAnalyser:
             fetched += want
 
     def _periods_ready(self) -> int:
-        return int(self.transport.query(f"FETC:DLOG:POIN? {self.at}"))
+        return self.transport.query(f"FETC:DLOG:POIN? {self.at}", int)
 
     def close(self) -> None:
         self.transport.close()

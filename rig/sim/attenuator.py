@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 from collections.abc import Callable
 
@@ -11,10 +13,15 @@ MODEL = "RC4DAT-6G-95"
 MAX_DB = 95.0
 STEP_DB = 0.25
 
-SET_FAILED, SET_OK, SET_ABOVE_RANGE = "0", "1", "2"
+MAX_LINE_BYTES = 256  # the instrument's command buffer: a longer line is an invalid command
 
-_CHAN_SET = re.compile(r":?CHAN((?::\d+)+):SETATT[=:](.+)")
-_CHAN_GET = re.compile(r":?CHAN:(\d+):ATT\?")
+SET_FAILED, SET_OK, SET_ABOVE_RANGE = "0", "1", "2"
+INVALID = "Invalid Command"
+
+log = logging.getLogger(__name__)
+
+_CHAN_SET = re.compile(r":?CHAN((?::\d{1,3})+):SETATT[=:](.+)")
+_CHAN_GET = re.compile(r":?CHAN:(\d{1,3}):ATT\?")
 _ALL_SET = re.compile(r":?SETATT[=:](.+)")
 _STARTUP_SET = re.compile(r":?STARTUPATT:VALUE[=:](.+)")
 _INDICATOR_SET = re.compile(r":?STARTUPATT:INDICATOR[=:]([LFN])")
@@ -22,6 +29,15 @@ _INDICATOR_SET = re.compile(r":?STARTUPATT:INDICATOR[=:]([LFN])")
 
 def format_db(value: float) -> str:
     return f"{value:g}"
+
+
+def parse_db(text: str) -> float | None:
+    """A finite attenuation value as the firmware reads it, or None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 class AttenuatorModel:
@@ -74,20 +90,19 @@ class AttenuatorModel:
         if match := _ALL_SET.fullmatch(text):
             return self._set_many(list(range(1, len(self.values_db) + 1)), match.group(1))
         if match := _STARTUP_SET.fullmatch(text):
-            try:
-                self.startup_db = min(max(float(match.group(1)), 0.0), MAX_DB)
-            except ValueError:
+            value_db = parse_db(match.group(1))
+            if value_db is None:
                 return SET_FAILED
+            self.startup_db = min(max(value_db, 0.0), MAX_DB)
             return SET_OK
         if match := _INDICATOR_SET.fullmatch(text):
             self.startup_indicator = match.group(1)
             return SET_OK
-        return "Invalid Command"
+        return INVALID
 
     def _set_many(self, channels: list[int], value_text: str) -> str:
-        try:
-            value_db = float(value_text)
-        except ValueError:
+        value_db = parse_db(value_text)
+        if value_db is None:
             return SET_FAILED
         if any(not 1 <= c <= len(self.values_db) for c in channels):
             return SET_FAILED
@@ -106,7 +121,15 @@ class AttenuatorSession:
         self.connection = connection
 
     def on_line(self, line: str) -> None:
-        self.connection.send(self.model.execute(line))
+        try:
+            reply = self.model.execute(line)
+        except Exception:  # noqa: BLE001 - last resort: one bad line must not take the instrument down
+            log.exception("attenuator command %r raised", line[:80])
+            reply = INVALID
+        self.connection.send(reply)
+
+    def on_overrun(self) -> None:
+        self.connection.send(INVALID)
 
     def on_close(self) -> None:
         pass

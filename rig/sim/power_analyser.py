@@ -103,20 +103,15 @@ class PowerAnalyserModel(ScpiInstrument):
         if len(args) == expected_values:
             numbers = [1]
         elif len(args) == expected_values + 1:
-            numbers = channel_list(args[-1])
+            numbers = channel_list(args[-1], CHANNELS)
+        elif len(args) < expected_values:
+            raise ScpiError(-109, "Missing parameter")
         else:
-            raise ScpiError(-109, "Missing parameter" if len(args) < expected_values else "Too many parameters")
-        for n in numbers:
-            if n not in self.channels:
-                raise ScpiError(-222, f"Data out of range; channel {n}")
+            raise ScpiError(-108, "Parameter not allowed; too many parameters")
         return args[:expected_values], [self.channels[n] for n in numbers]
 
     def _channel_numbers(self, args: list[str]) -> list[int]:
-        numbers = channel_list(args[-1]) if args and args[-1].startswith("(@") else [1]
-        for n in numbers:
-            if n not in self.channels:
-                raise ScpiError(-222, f"Data out of range; channel {n}")
-        return numbers
+        return channel_list(args[-1], CHANNELS) if args and args[-1].startswith("(@") else [1]
 
     def _setting(self, attribute: str, parse: Callable[[str], object]) -> Callable[[list[str]], None]:
         def handler(args: list[str]) -> None:

@@ -7,6 +7,8 @@ query that fails produces no reply.
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 from collections import deque
 from collections.abc import Callable
@@ -17,7 +19,11 @@ from rig.sim.transport import Connection
 Reply = str | bytes | None
 Handler = Callable[[list[str]], Reply]
 
+log = logging.getLogger(__name__)
+
 _NODE = re.compile(r"(\[)?:?([A-Za-z*][A-Za-z0-9]*)(\])?")
+_CHANNEL_LIST = re.compile(r"\(@\s*([0-9]+(?:\s*:\s*[0-9]+)?(?:\s*,\s*[0-9]+(?:\s*:\s*[0-9]+)?)*)\s*\)")
+MAX_LINE_BYTES = 16384  # the instrument's input buffer: a longer program message is an overrun (-363)
 
 
 class ScpiError(Exception):
@@ -80,46 +86,65 @@ def split_arguments(text: str) -> list[str]:
     return args
 
 
-def channel_list(arg: str) -> list[int]:
-    """Parse an SCPI channel list `(@1)`, `(@1,2)` or `(@1:3)`."""
-    match = re.fullmatch(r"\(@([0-9,:\s]+)\)", arg.strip())
-    if not match:
+def channel_list(arg: str, highest: int) -> list[int]:
+    """Parse an SCPI channel list `(@1)`, `(@1,2)` or `(@1:3)` of channels 1..`highest`.
+
+    Every bound is checked before a range is expanded, so `(@1:100000000000)` is an error, not a list.
+    """
+    text = arg.strip()
+    if not text.startswith("(@"):
         raise ScpiError(-104, "Data type error; expected a channel list like (@1)")
+    match = _CHANNEL_LIST.fullmatch(text)
+    if not match:
+        raise ScpiError(-102, f"Syntax error; channel list {text[:40]!r}")
     channels: list[int] = []
     for part in match.group(1).split(","):
-        if ":" in part:
-            first, last = (int(x) for x in part.split(":"))
-            channels.extend(range(first, last + 1))
-        else:
-            channels.append(int(part))
+        first, _, last = part.partition(":")
+        bounds = [text.strip() for text in (first, last or first)]
+        for bound in bounds:
+            if len(bound) > 9 or not 1 <= int(bound) <= highest:
+                raise ScpiError(-222, f"Data out of range; channel {bound[:12]} (channels 1..{highest})")
+        low, high = (int(bound) for bound in bounds)
+        step = 1 if high >= low else -1
+        channels.extend(range(low, high + step, step))
     return channels
 
 
 def number(arg: str, name: str) -> float:
     """Parse an SCPI numeric parameter (MIN/MAX are handled by the caller)."""
+    if not arg.strip():
+        raise ScpiError(-109, f"Missing parameter; {name}")
     try:
-        return float(arg)
+        value = float(arg)
     except ValueError:
-        raise ScpiError(-104, f"Data type error; {name} must be a number, got {arg!r}") from None
+        raise ScpiError(-104, f"Data type error; {name} must be a number, got {arg[:40]!r}") from None
+    if not math.isfinite(value):
+        raise ScpiError(-222, f"Data out of range; {name} must be finite, got {arg[:40]!r}")
+    return value
 
 
 def boolean(arg: str) -> bool:
+    """Parse an SCPI boolean (ON|OFF|1|0)."""
     value = arg.strip().upper()
     if value in ("ON", "1"):
         return True
     if value in ("OFF", "0"):
         return False
-    raise ScpiError(-104, f"Data type error; expected ON|OFF|1|0, got {arg!r}")
+    raise ScpiError(-104, f"Data type error; expected ON|OFF|1|0, got {arg[:40]!r}")
 
 
 class ScpiInstrument:
-    """Base of a twin instrument: a command table, an error queue and `*IDN?`/`SYST:ERR?`/`*CLS`."""
+    """Base of a twin instrument: a command table, an error queue and `*IDN?`/`SYST:ERR?`/`*CLS`.
+
+    The queue holds ERROR_QUEUE_DEPTH errors; when it is full the last one becomes -350 (queue
+    overflow) and later errors are lost until the queue is read, as on the N6700.
+    """
 
     idn = "Rig,Twin,0,0"
     ERROR_QUEUE_DEPTH = 20
 
     def __init__(self) -> None:
-        self.errors: deque[tuple[int, str]] = deque(maxlen=self.ERROR_QUEUE_DEPTH)
+        self.errors: deque[tuple[int, str]] = deque()
         self._table: list[tuple[tuple[_Node, ...], bool, Handler]] = []
         self.command("*IDN?", lambda args: self.idn)
         self.command("*CLS", lambda args: self.errors.clear())
@@ -130,7 +155,11 @@ class ScpiInstrument:
         self._table.append((nodes, query, handler))
 
     def push_error(self, code: int, message: str) -> None:
-        self.errors.append((code, message))
+        """Queue an error; a full queue ends in -350 and drops the rest."""
+        if len(self.errors) < self.ERROR_QUEUE_DEPTH - 1:
+            self.errors.append((code, message))
+        elif len(self.errors) == self.ERROR_QUEUE_DEPTH - 1:
+            self.errors.append((-350, "Queue overflow"))
 
     def _next_error(self, args: list[str]) -> str:
         if not self.errors:
@@ -144,10 +173,23 @@ class ScpiInstrument:
         for unit in line.split(";"):
             unit = unit.strip()
             if unit:
-                reply = self._execute_one(unit)
+                reply = self._guarded(unit)
                 if reply is not None:
                     replies.append(reply)
         return replies
+
+    def overrun(self) -> None:
+        """A program message longer than the input buffer was discarded."""
+        self.push_error(-363, f"Input buffer overrun; program message over {MAX_LINE_BYTES} bytes")
+
+    def _guarded(self, unit: str) -> Reply:
+        """Run one command; a bug in a handler becomes -300 in the queue, never a dead instrument."""
+        try:
+            return self._execute_one(unit)
+        except Exception:  # noqa: BLE001 - last resort: the instrument keeps serving, the log keeps the trace
+            log.exception("command %r raised", unit[:80])
+            self.push_error(-300, f"Device-specific error; {unit[:40]!r} failed")
+            return None
 
     def _execute_one(self, unit: str) -> Reply:
         header, _, rest = unit.partition(" ")
@@ -160,7 +202,7 @@ class ScpiInstrument:
                 except ScpiError as error:
                     self.push_error(error.code, error.message)
                     return None
-        self.push_error(-113, f"Undefined header; {header}")
+        self.push_error(-113, f"Undefined header; {header[:40]}")
         return None
 
 
@@ -177,6 +219,9 @@ class ScpiSession:
                 self.connection.send(reply + b"\n")
             else:
                 self.connection.send(reply)
+
+    def on_overrun(self) -> None:
+        self.instrument.overrun()
 
     def on_close(self) -> None:
         pass

@@ -1,16 +1,23 @@
 """The twin's real transports: TCP line servers and pseudo-terminals, served by one selector loop.
 
 Every input is read into a buffer as soon as it arrives, so a large write from the rig never blocks;
-every output is queued and written when the peer can take it (a pty holds only a few KB).
+every output is queued and written when the peer can take it (a pty holds only a few KB). A line longer
+than its server's limit is discarded and reported to the session (an instrument's input buffer overrun).
+
+Every port can be given a fault (`SIM:FAULT` on the control port): DROP resets its open connections
+once, DOWN resets every connection until cleared, FREEZE reads and never answers, GARBLE corrupts what
+it sends; ptys and UDP channels take FREEZE and GARBLE.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import selectors
 import socket
+import struct
 import tty
 from collections.abc import Callable
 from typing import Protocol
@@ -22,6 +29,24 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 65536
 FREE_RUNNING_OUTBOX_LIMIT = 1 << 20
 QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+DEFAULT_MAX_LINE_BYTES = 1 << 20
+
+NONE, DROP, DOWN, FREEZE, GARBLE = "NONE", "DROP", "DOWN", "FREEZE", "GARBLE"
+CONNECTION_FAULTS = (NONE, DROP, DOWN, FREEZE, GARBLE)
+STREAM_FAULTS = (NONE, FREEZE, GARBLE)
+
+
+def garble(data: bytes) -> bytes:
+    """What a corrupting link delivers: every byte but the line ends becomes `?` (same length)."""
+    return bytes(b if b in (10, 13) else 63 for b in data)
+
+
+def check_fault(kind: str, allowed: tuple[str, ...], port: str) -> str:
+    """The fault name in upper case, or ValueError naming the port and what it takes."""
+    kind = kind.strip().upper()
+    if kind not in allowed:
+        raise ValueError(f"port {port!r} takes {'|'.join(allowed)}, not {kind!r}")
+    return kind
 
 
 class LineSession(Protocol):
@@ -29,25 +54,39 @@ class LineSession(Protocol):
 
     def on_line(self, line: str) -> None: ...
 
+    def on_overrun(self) -> None: ...
+
     def on_close(self) -> None: ...
 
 
 class Connection:
-    """One accepted TCP connection: splits input into lines, queues output."""
+    """One accepted TCP connection: splits input into lines (at most `max_line` bytes), queues output."""
 
-    def __init__(self, sock: socket.socket, loop: IoLoop, terminator: bytes):
+    def __init__(self, sock: socket.socket, loop: IoLoop, terminator: bytes, max_line: int = DEFAULT_MAX_LINE_BYTES,
+                 server: LineServer | None = None):
         self.sock = sock
         self.loop = loop
         self.terminator = terminator
+        self.max_line = max_line
+        self.server = server
         self.inbox = bytearray()
         self.outbox = bytearray()
         self.session: LineSession | None = None
         self.closed = False
+        self._discarding = False
+
+    @property
+    def fault(self) -> str:
+        return self.server.fault if self.server is not None else NONE
 
     def send(self, data: bytes | str) -> None:
         """Queue a reply; strings get the connection's line terminator."""
         if isinstance(data, str):
             data = data.encode() + self.terminator
+        if self.fault == FREEZE:
+            return
+        if self.fault == GARBLE:
+            data = garble(data)
         self.outbox += data
         self.loop.want_write(self)
 
@@ -65,13 +104,44 @@ class Connection:
         if QUICKACK is not None:
             # ACK at once: a client's next small write (Nagle) must not wait for our delayed ACK
             self.sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
+        if self.fault == FREEZE:
+            return
         self.inbox += data
-        while (end := self.inbox.find(b"\n")) >= 0:
+        while not self.closed and (end := self.inbox.find(b"\n")) >= 0:
             raw = bytes(self.inbox[:end])
             del self.inbox[: end + 1]
-            line = raw.decode("latin-1").strip("\r\x00 \t")
-            if line and self.session is not None:
+            if self._discarding:
+                self._discarding = False
+            elif len(raw) > self.max_line:
+                self._dispatch(None)
+            else:
+                self._dispatch(raw.decode("latin-1").strip("\r\x00 \t"))
+        if len(self.inbox) > self.max_line:
+            self.inbox.clear()
+            if not self._discarding:
+                self._discarding = True
+                self._dispatch(None)
+
+    def _dispatch(self, line: str | None) -> None:
+        """Hand a line (None: an over-long one) to the session; whatever it raises ends this connection only."""
+        if self.session is None or line == "":
+            return
+        try:
+            if line is None:
+                self.session.on_overrun()
+            else:
                 self.session.on_line(line)
+        except Exception:  # noqa: BLE001 - last resort: the twin keeps serving every other connection
+            log.exception("session %s raised on %r; connection reset", type(self.session).__name__,
+                          (line or "")[:80])
+            self.reset()
+
+    def reset(self) -> None:
+        """Close with a TCP reset, as an instrument that drops the link: the peer sees it at once."""
+        if not self.closed:
+            with contextlib.suppress(OSError):
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close()
 
     def on_writable(self) -> None:
         try:
@@ -89,6 +159,8 @@ class Connection:
         self.closed = True
         self.loop.forget(self)
         self.sock.close()
+        if self.server is not None:
+            self.server.connections.discard(self)
         if self.session is not None:
             self.session.on_close()
 
@@ -104,11 +176,15 @@ class LineServer:
         host: str = "127.0.0.1",
         port: int = 0,
         terminator: bytes = b"\n",
+        max_line: int = DEFAULT_MAX_LINE_BYTES,
     ):
         self.name = name
         self.loop = loop
         self.session_factory = session_factory
         self.terminator = terminator
+        self.max_line = max_line
+        self.fault = NONE
+        self.connections: set[Connection] = set()
         self.sock = socket.create_server((host, port), reuse_port=False)
         self.sock.setblocking(False)
         self.host, self.port = self.sock.getsockname()[:2]
@@ -124,9 +200,22 @@ class LineServer:
             return
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        connection = Connection(sock, self.loop, self.terminator)
+        connection = Connection(sock, self.loop, self.terminator, self.max_line, self)
+        if self.fault == DOWN:
+            connection.reset()
+            return
         connection.session = self.session_factory(connection)
+        self.connections.add(connection)
         self.loop.add_connection(connection)
+
+    def set_fault(self, kind: str) -> None:
+        """Inject a fault (see the module docstring); DROP resets the open connections once."""
+        kind = check_fault(kind, CONNECTION_FAULTS, self.name)
+        if kind in (DROP, DOWN):
+            for connection in list(self.connections):
+                connection.reset()
+            self.connections.clear()
+        self.fault = NONE if kind == DROP else kind
 
     def close(self) -> None:
         self.loop.forget_reader(self.sock)
@@ -152,8 +241,13 @@ class PtyChannel:
         self.outbox = bytearray()
         self.received_total = 0
         self.counted = False
+        self.fault = NONE
         self.consumer: Callable[[bytes], None] | None = None
         loop.add_reader(self.master, self._on_readable)
+
+    def set_fault(self, kind: str) -> None:
+        """FREEZE: bytes either way are lost (and not counted); GARBLE: bytes to the rig arrive as `?`."""
+        self.fault = check_fault(kind, STREAM_FAULTS, self.name)
 
     def fileno(self) -> int:
         return self.master
@@ -172,8 +266,10 @@ class PtyChannel:
         """Send bytes towards the rig, recording the emission when the rig counts this channel."""
         if not data:
             return
-        if lockstep and not self.counted:
+        if (lockstep and not self.counted) or self.fault == FREEZE:
             return
+        if self.fault == GARBLE:
+            data = garble(data)
         if not lockstep and len(self.outbox) + len(data) > FREE_RUNNING_OUTBOX_LIMIT:
             del self.outbox[: len(data)]
         self.outbox += data
@@ -199,6 +295,8 @@ class PtyChannel:
             if error.errno == errno.EIO:
                 return
             raise
+        if self.fault == FREEZE:
+            return
         self.inbox += data
         self.received_total += len(data)
 
@@ -312,8 +410,13 @@ class UdpChannel:
         self.received_total = 0
         self.counted = False
         self.peer: tuple[str, int] | None = None
+        self.fault = NONE
         self.consumer: Callable[[bytes, tuple[str, int]], None] | None = None
         loop.add_reader(self.sock, self._on_readable)
+
+    def set_fault(self, kind: str) -> None:
+        """FREEZE: datagrams either way are lost (and not counted); GARBLE: datagrams out arrive as `?`s."""
+        self.fault = check_fault(kind, STREAM_FAULTS, self.name)
 
     def open_for_counting(self) -> None:
         self.counted = True
@@ -325,8 +428,10 @@ class UdpChannel:
 
     def send(self, datagram: bytes, address: tuple[str, int], lockstep: bool) -> None:
         """Send one datagram; in lockstep it is an emission the rig must handle before time moves."""
-        if lockstep and not self.counted:
+        if (lockstep and not self.counted) or self.fault == FREEZE:
             return
+        if self.fault == GARBLE:
+            datagram = bytes(63 for _ in datagram)
         try:
             self.sock.sendto(datagram, address)
         except OSError as error:
@@ -349,6 +454,8 @@ class UdpChannel:
                 return
             except OSError:
                 return
+            if self.fault == FREEZE:
+                continue
             if self.peer is not None and not is_peer(address[:2], self.peer):
                 log.warning("%s: stray datagram from %s dropped (the platform is %s)", self.name, address, self.peer)
                 continue

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
 from rig.profiles.bench import BenchProfile
 from rig.profiles.device import DeviceProfile
+from rig.sim import attenuator, scpi
 from rig.sim.attenuator import AttenuatorModel, AttenuatorSession
 from rig.sim.device_twin import DeviceTwin
 from rig.sim.load import ProgrammedLoad
@@ -78,10 +80,12 @@ class Twin:
                 lambda conn: AttenuatorSession(self.attenuator, conn),
                 host,
                 terminator=b"\r\n",
+                max_line=attenuator.MAX_LINE_BYTES,
             )
         if bench.instruments.supply is not None:
             self.servers["supply"] = LineServer(
-                "supply", self.loop, lambda conn: ScpiSession(self.power_analyser, conn), host
+                "supply", self.loop, lambda conn: ScpiSession(self.power_analyser, conn), host,
+                max_line=scpi.MAX_LINE_BYTES,
             )
 
     # ---- endpoints -----------------------------------------------------------------------------
@@ -220,6 +224,9 @@ class ControlSession:
     def on_close(self) -> None:
         self.twin.free_lock(self)
 
+    def on_overrun(self) -> None:
+        self.reply("ERR line too long")
+
     def on_line(self, line: str) -> None:
         verb, _, rest = line.partition(" ")
         verb = verb.upper()
@@ -237,15 +244,20 @@ class ControlSession:
             "SIM:PLATFORM": lambda: self._device().set_platform(rest.strip()),
             "SIM:STIM": lambda: self._device().stimulate(rest),
             "SIM:QUIT": self._quit,
+            "SIM:FAULT": lambda: self._fault(rest),
+            "SIM:FAULT?": lambda: self._faults(),
             "RUN": lambda: self._run(rest),
         }.get(verb)
         if handler is None:
-            self.reply(f"ERR unknown command {verb}")
+            self.reply(f"ERR unknown command {verb[:40]}")
             return
         try:
             answer = handler()
-        except ValueError as error:
+        except (ValueError, IndexError, KeyError, OverflowError) as error:
             answer = f"ERR {verb}: {error}"
+        except Exception as error:  # noqa: BLE001 - last resort: the twin stays up and says what went wrong
+            log.exception("control command %r raised", line[:80])
+            answer = f"ERR {verb}: internal error {type(error).__name__}: {error}"
         if answer is not None:
             self.reply(answer)
 
@@ -272,6 +284,23 @@ class ControlSession:
             channel.close_for_counting()
         return "OK"
 
+    def _ports(self) -> dict:
+        """Every port a fault can be injected on: instrument servers, ptys and UDP channels."""
+        servers = {name: server for name, server in self.twin.servers.items() if name != "control"}
+        return {**servers, **self.twin.channels}
+
+    def _fault(self, text: str) -> str:
+        name, _, kind = text.replace(",", " ").strip().partition(" ")
+        port = self._ports().get(name)
+        if port is None:
+            raise ValueError(f"unknown port {name!r}; known: {', '.join(self._ports()) or 'none'}")
+        port.set_fault(kind)
+        log.warning("fault injected on %s: %s", name, kind.strip().upper())
+        return "OK"
+
+    def _faults(self) -> str:
+        return json.dumps({name: port.fault for name, port in self._ports().items()})
+
     def _load(self, text: str) -> str:
         values = [float(v) for v in text.replace(",", " ").split()]
         if len(values) % 2:
@@ -287,4 +316,7 @@ class ControlSession:
         for word in words[1:]:
             name, _, count = word.partition("=")
             consumed[name] = int(count)
-        self.twin.request_run(self, float(words[0]), consumed)
+        target_s = float(words[0])
+        if not math.isfinite(target_s):
+            raise ValueError(f"RUN target must be a finite time, got {words[0][:40]!r}")
+        self.twin.request_run(self, target_s, consumed)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAX_LINE_BYTES = 4096  # the module's command buffer (a 512-byte payload in hex fits); a longer line is ERROR
+
 
 @dataclass(frozen=True)
 class AtCommand:
@@ -36,8 +38,11 @@ def parse(line: str) -> AtCommand | None:
     """Parse one command line; None when it holds no AT (garbage is ignored, as a modem does).
 
     Like a modem's command parser, which hunts for the `AT` prefix, noise before it (a glitch on the
-    line, a byte left from waking the UART) is skipped rather than spoiling the command.
+    line, a byte left from waking the UART) is skipped rather than spoiling the command. A line over
+    MAX_LINE_BYTES overran the buffer: a command of kind `overrun` that no handler takes (`ERROR`).
     """
+    if len(line) > MAX_LINE_BYTES:
+        return AtCommand("", "overrun", (), line[:40])
     text = line.strip()
     start = text.upper().find("AT")
     if start < 0:

@@ -7,6 +7,7 @@ bench, the rig itself through a pseudo-terminal.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from rig.sim.module.timers import decode_t3324, decode_t3412, encode_t3324, enco
 from rig.sim.network import Network
 from rig.sim.power import DevicePower
 from rig.sim.world import World
+
+log = logging.getLogger(__name__)
 
 NCONFIG_KEYS = [
     "AUTOCONNECT", "CR_0354_0338_SCRAMBLING", "CR_0859_SI_AVOID", "COMBINE_ATTACH", "CELL_RESELECTION",
@@ -95,7 +98,7 @@ class NbiotModule:
                 self._line.clear()
                 if line.strip():
                     self._queue.put(line)
-            elif byte != 10:
+            elif byte != 10 and len(self._line) <= at.MAX_LINE_BYTES:
                 self._line.append(byte)
 
     def _send(self, data: bytes) -> None:
@@ -142,6 +145,9 @@ class NbiotModule:
                 reply = at.cme_error(error.code)
             except (ValueError, IndexError):
                 reply = at.cme_error(CME_BAD_PARAMETERS)
+            except Exception:  # noqa: BLE001 - last resort: a bad command must not stop the module (or the twin)
+                log.exception("AT command %r raised", command.text[:80])
+                reply = at.frame(final="ERROR")
             if reply:
                 self._send(reply)
 
