@@ -280,10 +280,11 @@ def test_rendered_report_shows_the_suites_and_the_certification_matrix(campaign_
 
 
 def test_n_a_and_inconclusive_are_outcomes_with_their_reason() -> None:
-    outcomes = [outcome(check, None, "passed") for check in ("C1", "C2a", "C8", "C11", "C13", "C14", "C15", "C21a")]
+    outcomes = [outcome(check, None, "passed") for check in
+                ("C1", "C2a", "C8", "C11", "C13", "C14", "C15", "C21a", "S2", "S3")]
     outcomes += [outcome(check, level, "passed") for check in ("C3", "C5", "C12", "C22", "B1") for level in PLAN.levels]
     outcomes += [outcome(check, PLAN.behaviour_level, "passed") for check in
-                 ("C2b", "C2c", "C4", "C4f", "C6", "C9", "C10", "C16", "C17", "C18", "C19", "C20")]
+                 ("C2b", "C2c", "C4", "C4f", "C6", "C9", "C10", "C16", "C17", "C18", "C19", "C20", "S1")]
     outcomes += [outcome("C7", level, "passed") for level in PLAN.run_levels("C7")]
     out_of_scope = OutcomeRecord("C21b", None, "n/a", "meter", "the MCU stops its search")
     other_variant = OutcomeRecord("C21b", None, "n/a", "module", "the device is a meter: see the meter's C21b check")
