@@ -56,6 +56,11 @@ class LineAssembler:
         self._partial = bytearray()
         self._overflow = 0
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes held for the line not ended yet (never more than `limit`)."""
+        return len(self._partial)
+
     def feed(self, data: bytes, time_s: float) -> None:
         start = 0
         for terminator in _TERMINATORS.finditer(data):
