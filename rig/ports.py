@@ -97,7 +97,7 @@ class SerialLinePort:
         self.lines: deque[StampedLine] = deque(maxlen=BACKLOG_LINES)
         self.lines_dropped = 0
         self._sink = sink or self._queue
-        self._assembler = LineAssembler(name, self._sink)
+        self.assembler = LineAssembler(name, self._sink)
         self._sent = 0
         self._closed = threading.Event()
         try:
@@ -120,7 +120,7 @@ class SerialLinePort:
         data = self.port.read(count)
         if len(data) != count:
             raise RigFault(f"serial port {self.name}: the twin announced {count} bytes, {len(data)} arrived")
-        self._assembler.feed(data, time_s)
+        self.assembler.feed(data, time_s)
 
     # ---- hardware ------------------------------------------------------------------------------
     def _read_forever(self) -> None:
@@ -133,7 +133,7 @@ class SerialLinePort:
                     return
                 raise
             if data:
-                self._assembler.feed(data, self.clock.now())
+                self.assembler.feed(data, self.clock.now())
 
     def _queue(self, line: StampedLine) -> None:
         """Hold `line` for a reader; past BACKLOG_LINES unread the oldest goes (counted, logged once)."""
