@@ -6,11 +6,14 @@ lines and readings or nothing, never raise, and hold at most a line's cap in mem
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from rig.analysis.at_transcript import attempts, boots, nuestats_answers, says_attached
+from rig.analysis.downlinks import delivered_on_monitor
+from rig.analysis.meter_log import parse_log_text
 from rig.codec.reference import ReferenceCodec
 from rig.level_confirmation import network_from_nuestats
 from rig.module_session import is_final, reply_in
@@ -19,10 +22,13 @@ from rig.ports import LineAssembler, StampedLine
 from tests.property_settings import property_settings
 
 LIMIT = 48  # a small cap so that the examples reach it
+VALVE = ReferenceCodec().encode_downlink({"type": "valve", "command_id": 7, "action": "close"}).hex().upper()
 AT_WORDS = ["OK", "ERROR", "+CME ERROR: 50", "+CME ERROR:", "+CSCON:1", "+CEREG:1", "+CEREG:2,5,\"1A\"",
             "+CGATT:1", "Signal power:-1054", "ECL:2", "SNR:-58", "PCI:301", "EARFCN:2506", "AT+NUESTATS",
             "REBOOT_CAUSE_SECURITY_PMU_POWER_ON_RESET", "AT+QLWULDATAEX=3,0101FF,0x0000", "AT+NMGS=2,01",
-            "AT+NMGS=1,0", "AT+QLWULDATAEX=99999999999999999999,", "\xff\x00", ""]
+            "AT+NMGS=1,0", "AT+QLWULDATAEX=99999999999999999999,", "\xff\x00", "", f"+NNMI:5,{VALVE}",
+            f"+NNMI:5,{VALVE[:-1]}", "+NNMI:", "+NNMI:1,", "+NNMI:,zz", "1767542400|maintenance|login|",
+            "nan|a|b|c|d", "12|x"]
 TERMINATORS = [b"\r", b"\n", b"\r\n", b"\n\r", b"\r\n\r\n"]
 
 texts = st.one_of(st.sampled_from(AT_WORDS), st.text(st.characters(max_codepoint=255), max_size=80))
@@ -123,6 +129,29 @@ def test_transcript_readers_take_any_transcript(lines: list[MonitorLine]) -> Non
         assert network is None or isinstance(network["rsrp_dbm"], float)
     assert all(line.sender == MODULE for line in boots(lines))
     assert all(isinstance(says_attached(line.text), bool) for line in lines)
+    ticket = Ticket({"type": "valve", "command_id": 7, "action": "close"})
+    delivered = delivered_on_monitor(lines, codec, [ticket])
+    assert [delivery.time_s for delivery in delivered] == [
+        line.time_s for line in lines if line.sender == MODULE and line.text == f"+NNMI:5,{VALVE}"]
+
+
+@dataclass
+class Ticket:
+    """What the downlink analysis reads of a platform ticket."""
+
+    message: dict
+    answered_at: float | None = None
+
+
+@property_settings()
+@given(text=st.lists(texts, max_size=12).map("\n".join))
+def test_a_log_download_parses_or_names_its_bad_line(text: str) -> None:
+    try:
+        entries = parse_log_text(text)
+    except ValueError as error:
+        assert str(error).startswith("log line ")
+        return
+    assert len(entries) == sum(1 for line in text.splitlines() if line)
 
 
 @property_settings()
