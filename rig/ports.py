@@ -22,7 +22,7 @@ from rig.errors import RigFault
 log = logging.getLogger(__name__)
 READ_LIMIT_S = 10.0
 LINE_LIMIT_BYTES = 1 << 16  # far over any AT line (a 1358-byte datagram in hex) or maintenance answer
-BACKLOG_LINES = 10_000  # lines a port holds for a reader that has not taken them yet
+BACKLOG_LINES = 100_000  # lines a port holds for a reader that has not taken them yet (a whole log download)
 _TERMINATORS = re.compile(rb"[\r\n]+")
 
 
@@ -139,7 +139,7 @@ class SerialLinePort:
         """Hold `line` for a reader; past BACKLOG_LINES unread the oldest goes (counted, logged once)."""
         if len(self.lines) == self.lines.maxlen:
             if not self.lines_dropped:
-                log.warning("serial port %s: %d lines unread, the oldest are dropped", self.name, BACKLOG_LINES)
+                log.warning("serial port %s: %d lines unread, the oldest are dropped", self.name, self.lines.maxlen)
             self.lines_dropped += 1
         self.lines.append(line)
 

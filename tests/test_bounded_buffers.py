@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from rig import ports
 from rig.bench import Bench
 from rig.clock import WallClock
 from rig.codec.reference import ReferenceCodec
 from rig.meter_session import MeterSession, reports_of
 from rig.module_session import ModuleSession
 from rig.platform import Platform
-from rig.ports import BACKLOG_LINES, LINE_LIMIT_BYTES, SerialLinePort
+from rig.ports import LINE_LIMIT_BYTES, SerialLinePort
 from rig.profiles.bench import BenchProfile
 from rig.profiles.device import DeviceProfile
 from rig.profiles.loader import load_model
@@ -54,9 +55,14 @@ def test_a_window_that_dropped_nothing_reads_like_the_list_it_replaces() -> None
     assert "c" in window and window.index("d") == 3 and list(reversed(window)) == list("edcba")
 
 
+BACKLOG_LINES = 2000
+
+
 @pytest.fixture
-def pty_port() -> Iterator[tuple[int, SerialLinePort]]:
-    """A serial port on a pty (hardware mode: a reader thread, the wall clock), and the pty's device end."""
+def pty_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, SerialLinePort]]:
+    """A serial port on a pty (hardware mode: a reader thread, the wall clock), and the pty's device end;
+    its backlog cap lowered so that a test reaches it quickly."""
+    monkeypatch.setattr(ports, "BACKLOG_LINES", BACKLOG_LINES)
     device, rig_end = os.openpty()
     tty.setraw(rig_end)
     port = SerialLinePort("maintenance", os.ttyname(rig_end), WallClock())
