@@ -16,7 +16,7 @@ from rig.ports import SerialLinePort, StampedLine
 from rig.window import Window
 
 MCU, MODULE = "mcu", "module"
-LINES_KEPT = 100_000  # about ten times the busiest check's traffic (C19's 1000 writes in 30 days)
+LINES_KEPT = 100_000  # many times the busiest check (C19: 1000 writes in 30 days); a year of daily reports: ~10,000
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ OPAQUE = 42  # application/octet-stream, the payload format of object 19
 UPLINK_PATH = ("19", "0", "0")
 DOWNLINK_PATH = ("19", "1", "0")
 COMMAND_ID_LIMIT = 0x10000  # command ids are 1 .. 65535 and wrap: codecs carry them as u16
-DATAGRAMS_KEPT = 50_000  # C19, the busiest check, receives about 3,000 in its 30 days
+DATAGRAMS_KEPT = 50_000  # many times the busiest check (C19: 1000 writes in 30 days, a few datagrams each)
 UPLINKS_KEPT = 10_000
 TICKETS_KEPT = 10_000
 
