@@ -1,4 +1,8 @@
-"""A bare module on the bench, driven by the rig as its MCU would drive it (AT over its serial port)."""
+"""A bare module on the bench, driven by the rig as its MCU would drive it (AT over its serial port).
+
+Every line the module sends goes into `history`, a `Window` of the newest HISTORY_LINES lines: a command's
+reply is read from the mark taken when it was sent, URCs stay readable by index from a check's mark.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ from dataclasses import dataclass
 from rig.bench import Bench
 from rig.errors import RigFault
 from rig.level_confirmation import network_from_nuestats
-from rig.ports import SerialLinePort
+from rig.ports import SerialLinePort, StampedLine
 from rig.profiles.device import DeviceProfile
+from rig.window import Window
 
 FINAL_LINES = ("OK", "ERROR")
+HISTORY_LINES = 100_000
 
 
 @dataclass(frozen=True)
@@ -27,34 +33,42 @@ class AtReply:
         return next((line[len(prefix):] for line in self.lines if line.startswith(prefix)), None)
 
 
-class ModuleSession:
-    """`command("AT+CGMR")` returns the reply lines; URCs stay readable in `port.lines` history."""
+def is_final(text: str) -> bool:
+    """A line that ends an AT reply: `OK`, `ERROR` or a `+CME ERROR: <n>`."""
+    return text in FINAL_LINES or text.startswith("+CME ERROR")
 
-    def __init__(self, bench: Bench, device: DeviceProfile):
+
+def reply_in(lines: list[StampedLine]) -> AtReply | None:
+    """The reply that `lines` (everything the module sent since the command) holds, or None before its
+    final line; the lines before the final one are its information lines, URCs among them included."""
+    end = next((i for i, line in enumerate(lines) if is_final(line.text)), None)
+    if end is None:
+        return None
+    return AtReply([line.text for line in lines[:end]], lines[end].text, lines[end].time_s)
+
+
+class ModuleSession:
+    """`command("AT+CGMR")` returns the reply lines; URCs stay readable in `history`."""
+
+    def __init__(self, bench: Bench, device: DeviceProfile, keep: int = HISTORY_LINES):
         self.bench = bench
         self.clock = bench.clock
+        self.history: Window[StampedLine] = Window("the module's AT history", keep)
         self.port = SerialLinePort("at", bench.resolve_port(device.ports.at), bench.clock, device.ports.baudrate,
-                                   sink=self._keep)
-        self.history: list = []
-        self._pending: list = []
-
-    def _keep(self, line) -> None:
-        self.history.append(line)
-        self._pending.append(line)
+                                   sink=self.history.append)
 
     def command(self, text: str, timeout_s: float = 10.0) -> AtReply:
-        self._pending.clear()
+        mark = len(self.history)
         self.port.write_line(text)
-        final: list = []
+        reply: list[AtReply] = []
 
         def answered() -> bool:
-            final[:] = [line for line in self._pending if line.text in FINAL_LINES or line.text.startswith("+CME")]
-            return bool(final)
+            reply[:] = [found] if (found := reply_in(self.history[mark:])) else []
+            return bool(reply)
 
         if not self.clock.wait_until(answered, timeout_s):
             raise RigFault(f"module did not answer {text!r} within {timeout_s} s")
-        end = self._pending.index(final[0])
-        return AtReply([line.text for line in self._pending[:end]], final[0].text, final[0].time_s)
+        return reply[0]
 
     def power_on(self, boot_timeout_s: float = 30.0) -> None:
         if self.bench.supply is None:

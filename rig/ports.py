@@ -7,6 +7,8 @@ Either way the rig sees `StampedLine`s in order, each with the bench time its la
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -17,35 +19,71 @@ import serial
 from rig.clock import Clock, VirtualClock
 from rig.errors import RigFault
 
+log = logging.getLogger(__name__)
 READ_LIMIT_S = 10.0
+LINE_LIMIT_BYTES = 1 << 16  # far over any AT line (a 1358-byte datagram in hex) or maintenance answer
+BACKLOG_LINES = 100_000  # lines a port holds for a reader that has not taken them yet (a whole log download)
+_TERMINATORS = re.compile(rb"[\r\n]+")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StampedLine:
-    """One received line (without its terminator) and the bench time its last byte arrived."""
+    """One received line (without its terminator) and the bench time its last byte arrived.
+
+    A line longer than LINE_LIMIT_BYTES keeps its first LINE_LIMIT_BYTES; `overflow_bytes` counts
+    what was cut off, so a transcript shows the cut instead of hiding it.
+    """
 
     time_s: float
     channel: str
     text: str
+    overflow_bytes: int = 0
 
 
 class LineAssembler:
-    """Turns stamped byte chunks into lines; CR, LF and CRLF all end a line, empty lines are dropped."""
+    """Turns stamped byte chunks into lines; CR, LF and CRLF all end a line, empty lines are dropped.
 
-    def __init__(self, channel: str, sink: Callable[[StampedLine], None]):
+    A line is held in memory up to `limit` bytes; the rest of it, to its terminator, is counted and
+    dropped (logged once per line, counted in `overflows`), so a device that never ends a line costs
+    at most `limit` bytes.
+    """
+
+    def __init__(self, channel: str, sink: Callable[[StampedLine], None], limit: int = LINE_LIMIT_BYTES):
         self.channel = channel
         self.sink = sink
+        self.limit = limit
+        self.overflows = 0
         self._partial = bytearray()
+        self._overflow = 0
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes held for the line not ended yet (never more than `limit`)."""
+        return len(self._partial)
 
     def feed(self, data: bytes, time_s: float) -> None:
-        for byte in data:
-            if byte in (10, 13):
-                if self._partial:
-                    text = self._partial.decode("latin-1")
-                    self._partial.clear()
-                    self.sink(StampedLine(time_s, self.channel, text))
-            else:
-                self._partial.append(byte)
+        start = 0
+        for terminator in _TERMINATORS.finditer(data):
+            self._add(data[start : terminator.start()], time_s)
+            self._end_line(time_s)
+            start = terminator.end()
+        self._add(data[start:], time_s)
+
+    def _add(self, chunk: bytes, time_s: float) -> None:
+        room = self.limit - len(self._partial)
+        self._partial += chunk[:room]
+        if len(chunk) > room:
+            if not self._overflow:
+                self.overflows += 1
+                log.warning("%s: a line over %d bytes at %.3f s; the rest of it is dropped up to its end",
+                            self.channel, self.limit, time_s)
+            self._overflow += len(chunk) - max(room, 0)
+
+    def _end_line(self, time_s: float) -> None:
+        if self._partial:
+            self.sink(StampedLine(time_s, self.channel, self._partial.decode("latin-1"), self._overflow))
+        self._partial.clear()
+        self._overflow = 0
 
 
 class SerialLinePort:
@@ -56,9 +94,10 @@ class SerialLinePort:
     ):
         self.name = name
         self.clock = clock
-        self.lines: deque[StampedLine] = deque()
-        self._sink = sink or self.lines.append
-        self._assembler = LineAssembler(name, self._sink)
+        self.lines: deque[StampedLine] = deque(maxlen=BACKLOG_LINES)
+        self.lines_dropped = 0
+        self._sink = sink or self._queue
+        self.assembler = LineAssembler(name, self._sink)
         self._sent = 0
         self._closed = threading.Event()
         try:
@@ -81,7 +120,7 @@ class SerialLinePort:
         data = self.port.read(count)
         if len(data) != count:
             raise RigFault(f"serial port {self.name}: the twin announced {count} bytes, {len(data)} arrived")
-        self._assembler.feed(data, time_s)
+        self.assembler.feed(data, time_s)
 
     # ---- hardware ------------------------------------------------------------------------------
     def _read_forever(self) -> None:
@@ -94,7 +133,15 @@ class SerialLinePort:
                     return
                 raise
             if data:
-                self._assembler.feed(data, self.clock.now())
+                self.assembler.feed(data, self.clock.now())
+
+    def _queue(self, line: StampedLine) -> None:
+        """Hold `line` for a reader; past BACKLOG_LINES unread the oldest goes (counted, logged once)."""
+        if len(self.lines) == self.lines.maxlen:
+            if not self.lines_dropped:
+                log.warning("serial port %s: %d lines unread, the oldest are dropped", self.name, self.lines.maxlen)
+            self.lines_dropped += 1
+        self.lines.append(line)
 
     # ---- use -----------------------------------------------------------------------------------
     def write(self, data: bytes) -> None:

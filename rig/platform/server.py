@@ -4,6 +4,10 @@ The exchange is docs/platform-exchange.md; the API and switches are docs/platfor
 platform is a counted channel of the lockstep clock: `take` reads exactly the datagrams a RUN answer
 announced, handles them at that answer's time and sends its replies at once, so the twin reads them
 before time moves. On hardware a reader thread handles datagrams stamped with the wall clock.
+
+What it records (datagrams, uplinks, swallowed uplinks, tickets) are `Window`s: a month unattended keeps
+the newest of each (the caps below, many times the busiest check's traffic) with absolute indices, and a
+check that reads past what was dropped gets `RecordDropped` instead of a shortened record.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from rig.clock import Clock, VirtualClock
 from rig.codec import Codec, Message
 from rig.errors import RigFault
 from rig.platform.coap import MalformedDatagram, MessageLayer, Peer, decode, is_peer
+from rig.window import Window
 
 log = logging.getLogger(__name__)
 NO_TIME_SYNC_AFTER = ("response", "log_chunk")  # answers and log uploads are not reports
@@ -35,9 +40,12 @@ OPAQUE = 42  # application/octet-stream, the payload format of object 19
 UPLINK_PATH = ("19", "0", "0")
 DOWNLINK_PATH = ("19", "1", "0")
 COMMAND_ID_LIMIT = 0x10000  # command ids are 1 .. 65535 and wrap: codecs carry them as u16
+DATAGRAMS_KEPT = 50_000  # many times the busiest check (C19: 1000 writes in 30 days, a few datagrams each)
+UPLINKS_KEPT = 10_000
+TICKETS_KEPT = 10_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Datagram:
     """One datagram the platform received, duplicates and garbage included (C16 sizes, C7 attempts)."""
 
@@ -48,7 +56,7 @@ class Datagram:
     error: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Uplink:
     """One distinct notification on a device's observe token: its payload and what the codec made of it."""
 
@@ -109,10 +117,10 @@ class Platform:
         self.clock = clock
         self.withhold_observe = False
         self.devices: dict[str, Device] = {}
-        self.uplinks: list[Uplink] = []
-        self.swallowed: list[Uplink] = []
-        self.received: list[Datagram] = []
-        self.tickets: list[Ticket] = []
+        self.uplinks: Window[Uplink] = Window("the platform's uplinks", UPLINKS_KEPT)
+        self.swallowed: Window[Uplink] = Window("the platform's swallowed uplinks", UPLINKS_KEPT)
+        self.received: Window[Datagram] = Window("the platform's received datagrams", DATAGRAMS_KEPT)
+        self.tickets: Window[Ticket] = Window("the platform's command tickets", TICKETS_KEPT)
         self._lock = threading.RLock()
         self._layer = MessageLayer(clock, self._send, random.Random(seed), self._lock)
         self._observers: dict[bytes, str] = {}
