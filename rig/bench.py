@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -70,6 +71,26 @@ class StreamTail:
         return "\n".join(self._lines)
 
 
+@dataclass(frozen=True)
+class TwinDiagnosis:
+    """A launched twin's state for a check it may have broken: its exit code (None: running) and stderr tail."""
+
+    pid: int
+    exit_code: int | None
+    stderr_tail: str
+
+    @property
+    def telling(self) -> bool:
+        """It exited or said something: worth naming in a broken check's reason."""
+        return self.exit_code is not None or bool(self.stderr_tail)
+
+    @property
+    def summary(self) -> str:
+        state = "still running" if self.exit_code is None else f"exited with code {self.exit_code}"
+        last = self.stderr_tail.splitlines()[-1] if self.stderr_tail else "nothing on its stderr"
+        return f"twin (pid {self.pid}) {state}: {last}"
+
+
 class TwinProcess:
     """A `python -m rig.sim` child started for one bench session and tied to this process: it stops when this
     process dies (however it dies) or drops the twin's clock, and sits in its own session, so a terminal's
@@ -103,14 +124,10 @@ class TwinProcess:
             raise TwinError(f"the twin did not start: {self.stderr.text().strip() or 'no endpoints printed in time'}")
         return json.loads(line)
 
-    def diagnosis(self) -> tuple[str, str]:
-        """(one line: running or its exit code, and its last stderr line; the last lines of its stderr: tracebacks,
-        log lines)."""
+    def diagnosis(self) -> TwinDiagnosis:
+        """How the twin is and what its stderr last said."""
         code = self.process.poll()
-        tail = self.stderr.text(wait_s=0.0 if code is None else 1.0).strip()
-        state = "still running" if code is None else f"exited with code {code}"
-        last = tail.splitlines()[-1] if tail else "nothing on its stderr"
-        return f"twin (pid {self.pid}) {state}: {last}", tail
+        return TwinDiagnosis(self.pid, code, self.stderr.text(wait_s=0.0 if code is None else 1.0).strip())
 
     def stop(self) -> None:
         """End the twin (it stops itself on SIGTERM; killed if it does not) and close its pipes."""
@@ -187,7 +204,7 @@ class Bench:
         if self.profile.clock == "virtual":
             self.clock = VirtualClock(self.twin_link)
 
-    def twin_diagnosis(self) -> tuple[str, str] | None:
+    def twin_diagnosis(self) -> TwinDiagnosis | None:
         """The launched twin's state and stderr tail (see TwinProcess.diagnosis); None without a launched twin."""
         return self._twin_process.diagnosis() if self._twin_process is not None else None
 
