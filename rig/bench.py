@@ -254,6 +254,10 @@ class Bench:
     # ---- closing -------------------------------------------------------------------------------
     def safe_state(self) -> list[str]:
         """Put every instrument into the profile's safe state; returns what could not be done."""
+        if self._twin_process is not None and self._twin_process.process.poll() is not None:
+            gone = f"the twin exited (code {self._twin_process.process.returncode}): its instruments went with it"
+            log.warning("safe state not needed: %s", gone)
+            return [gone]
         problems = []
         safe = self.profile.safe_state
         if self.attenuator is not None:

@@ -110,7 +110,10 @@ def certify(args: argparse.Namespace) -> int:
         f"--identities={run / IDENTITIES}",
         *args.pytest_args,
     ]
-    pytest_code = pytest.main(pytest_args, plugins=[collection, skip_done])
+    try:
+        pytest_code = pytest.main(pytest_args, plugins=[collection, skip_done])
+    except KeyboardInterrupt:  # before pytest could handle it (starting up): still a run with a certificate
+        pytest_code = pytest.ExitCode.INTERRUPTED
     if resuming and pytest_code == pytest.ExitCode.NO_TESTS_COLLECTED and skip_done.done:
         pytest_code = pytest.ExitCode.OK  # every test already had its outcome: only the report is left to build
     elif pytest_code == pytest.ExitCode.NO_TESTS_COLLECTED:
