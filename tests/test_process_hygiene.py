@@ -131,3 +131,24 @@ def test_a_twin_that_dies_during_a_check_is_named_in_the_broken_reason(tmp_path:
     attachments = [path.read_text() for path in (tmp_path / "allure").glob("*-attachment.txt")]
     assert any("stray datagram" in text and "exited with code 0" in text for text in attachments)
 
+
+
+def test_a_launched_twin_stops_when_the_bench_drops_its_control_connection(sim_bench_path: Path) -> None:
+    """The bench's process lives on but its control connection drops while it holds the clock: the twin it
+    launched is of no use to anyone any more, and stops (a twin started by hand goes back to free-running:
+    tests/test_safe_state.py)."""
+    from rig.bench import Bench
+    from rig.profiles.bench import BenchProfile
+    from rig.profiles.loader import load_model
+
+    bench = Bench(load_model(sim_bench_path, BenchProfile), sim_bench_path).open()
+    try:
+        twin = bench.twin_diagnosis().pid
+        assert twin in twins_of(os.getpid())
+        bench.clock.sleep(1.0)  # the bench holds the clock
+        bench.twin_link.close()  # as if the connection broke: no SIM:FREE
+        assert wait_gone([twin], GONE_WITHIN_S) == []
+        assert bench.twin_diagnosis().exit_code == 0
+    finally:
+        bench.twin_link = None  # already closed
+        bench.close()
