@@ -49,3 +49,9 @@ def signals_held() -> Iterator[None]:
             signal.signal(signum, handler)
     if held:
         signal.raise_signal(held[0])
+
+
+def block_until_exit() -> None:
+    """Block SIGINT and SIGTERM for the rest of the process (its result is decided; only exiting is left)."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
