@@ -121,16 +121,19 @@ def run_dir(results: Path) -> Path | None:
     return runs[0] if runs else None
 
 
-def kill_once(results: Path, checks: str, how: str, delay_s: float) -> KillResult:
-    """Start a run, kill it `delay_s` in, and look at what is left."""
+def kill_once(results: Path, checks: str, how: str, delay_s: float, after_first_twin: bool = False) -> KillResult:
+    """Start a run, kill it `delay_s` in (counted from its first twin's start with `after_first_twin`), and look
+    at what is left."""
     process = certify(results, ["--", "--checks", checks])
     twins: set[int] = set()
     inodes: set[str] = set()
     written: list[str] = []
     measured: list[str] = []
-    deadline = time.monotonic() + delay_s
+    deadline = time.monotonic() + (RUN_TIMEOUT_S if after_first_twin else delay_s)
     while time.monotonic() < deadline and process.poll() is None:
         for pid in twins_of(process.pid):
+            if not twins and after_first_twin:
+                deadline = time.monotonic() + delay_s
             twins.add(pid)
             inodes |= socket_inodes(pid)
         run = run_dir(results)

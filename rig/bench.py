@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 TWIN_START_TIMEOUT_S = 30.0
 TWIN_STOP_TIMEOUT_S = 5.0
+TWIN_DIAGNOSIS_WAIT_S = 0.5
 TWIN_STDERR_LINES = 200
 TWIN_STDERR_LINE_CHARS = 2000
 
@@ -125,8 +126,11 @@ class TwinProcess:
         return json.loads(line)
 
     def diagnosis(self) -> TwinDiagnosis:
-        """How the twin is and what its stderr last said."""
-        code = self.process.poll()
+        """How the twin is and what its stderr last said (a twin that is ending gets a moment to give its code)."""
+        try:
+            code = self.process.wait(timeout=TWIN_DIAGNOSIS_WAIT_S)
+        except subprocess.TimeoutExpired:
+            code = None
         return TwinDiagnosis(self.pid, code, self.stderr.text(wait_s=0.0 if code is None else 1.0).strip())
 
     def stop(self) -> None:
