@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ALLURE := tools/allure/node_modules/.bin/allure
 
-.PHONY: certify test lint sim bench matrix clean allure chromium
+.PHONY: certify test lint sim bench matrix kill-sweep clean allure chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,12 @@ bench: $(STAMP)
 .PHONY: soak
 soak: $(STAMP)
 	$(PY) -m rig.soak --days 365
+
+# `rig certify` killed at random moments (Ctrl-C, SIGTERM, SIGKILL), then resumed: prints its wall time and
+# kills / results lost / orphans left (zeros promised). KILLS=30 by default; CI runs a short version.
+KILLS ?= 30
+kill-sweep: $(STAMP)
+	$(PY) bench/kill_sweep.py --kills $(KILLS)
 
 clean:
 	rm -rf $(VENV) results tools/allure/node_modules

@@ -13,7 +13,11 @@ import os
 import select
 import subprocess
 import sys
+import threading
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pyvisa
 
@@ -22,12 +26,17 @@ from rig.errors import RigFault, TwinError
 from rig.instruments.attenuator import Rc4datAttenuator
 from rig.instruments.power import N6705CPowerAnalyser
 from rig.instruments.visa import DEFAULT_TIMEOUT_MS, TWIN_REPLY_TIMEOUT_MS, VisaTransport
+from rig.interrupts import signals_held
 from rig.profiles.bench import BenchProfile, TwinSettings
 from rig.twinlink import TwinLink
 
 log = logging.getLogger(__name__)
 
 TWIN_START_TIMEOUT_S = 30.0
+TWIN_STOP_TIMEOUT_S = 5.0
+TWIN_DIAGNOSIS_WAIT_S = 0.5
+TWIN_STDERR_LINES = 200
+TWIN_STDERR_LINE_CHARS = 2000
 
 
 def run_seed(profile: BenchProfile, seed: int | None) -> int:
@@ -40,39 +49,101 @@ def run_seed(profile: BenchProfile, seed: int | None) -> int:
     return profile.twin.seed if profile.twin is not None else TwinSettings.model_fields["seed"].default
 
 
+class StreamTail:
+    """The last lines of a child's output stream, drained by a thread so the child never blocks on a full pipe;
+    bounded in lines and in line length."""
+
+    def __init__(self, stream: IO[bytes], lines: int = TWIN_STDERR_LINES):
+        self._stream = stream
+        self._lines: deque[str] = deque(maxlen=lines)
+        self._thread = threading.Thread(target=self._drain, name="twin-stderr", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        try:
+            while line := self._stream.readline(TWIN_STDERR_LINE_CHARS):
+                self._lines.append(line.decode(errors="replace").rstrip("\n"))
+        except (OSError, ValueError):  # the stream was closed under us
+            return
+
+    def text(self, wait_s: float = 0.0) -> str:
+        """The lines kept so far (after waiting up to `wait_s` for the stream's end, once the child has exited)."""
+        self._thread.join(wait_s)
+        return "\n".join(self._lines)
+
+
+@dataclass(frozen=True)
+class TwinDiagnosis:
+    """A launched twin's state for a check it may have broken: its exit code (None: running) and stderr tail."""
+
+    pid: int
+    exit_code: int | None
+    stderr_tail: str
+
+    @property
+    def telling(self) -> bool:
+        """It exited or said something: worth naming in a broken check's reason."""
+        return self.exit_code is not None or bool(self.stderr_tail)
+
+    @property
+    def summary(self) -> str:
+        state = "still running" if self.exit_code is None else f"exited with code {self.exit_code}"
+        last = self.stderr_tail.splitlines()[-1] if self.stderr_tail else "nothing on its stderr"
+        return f"twin (pid {self.pid}) {state}: {last}"
+
+
 class TwinProcess:
-    """A `python -m rig.sim` child process started for one bench session."""
+    """A `python -m rig.sim` child started for one bench session and tied to this process: it stops when this
+    process dies (however it dies) or drops the twin's clock, and sits in its own session, so a terminal's
+    Ctrl-C reaches the rig (which puts the bench in its safe state through the twin) and not the twin."""
 
     def __init__(self, bench_path: Path, seed: int, start: str | None, device_path: Path | None = None):
         command = [sys.executable, "-m", "rig.sim", "--bench", str(bench_path), "--json", "--locked",
-                   "--seed", str(seed)]
+                   "--seed", str(seed), "--tied", str(os.getpid())]
+        if threading.current_thread() is threading.main_thread():
+            command.append("--parent-death-signal")  # Linux ties it to the launching thread, so only the main one
         if device_path is not None:
             command += ["--device", str(device_path)]
         if start is not None:
             command += ["--start", start]
         root = Path(__file__).resolve().parents[1]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        self.endpoints = self._read_endpoints()
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, env=env, start_new_session=True)
+        self.stderr = StreamTail(self.process.stderr)
 
-    def _read_endpoints(self) -> dict:
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_endpoints(self) -> dict:
+        """The endpoints the twin prints when it is up; TwinError (with its stderr) if it does not come up."""
         ready, _, _ = select.select([self.process.stdout], [], [], TWIN_START_TIMEOUT_S)
         line = self.process.stdout.readline() if ready else b""
         if not line:
             self.stop()
-            error = self.process.stderr.read().decode(errors="replace").strip()
-            raise TwinError(f"the twin did not start: {error or 'no endpoints printed in time'}")
+            raise TwinError(f"the twin did not start: {self.stderr.text().strip() or 'no endpoints printed in time'}")
         return json.loads(line)
 
+    def diagnosis(self) -> TwinDiagnosis:
+        """How the twin is and what its stderr last said (a twin that is ending gets a moment to give its code)."""
+        try:
+            code = self.process.wait(timeout=TWIN_DIAGNOSIS_WAIT_S)
+        except subprocess.TimeoutExpired:
+            code = None
+        return TwinDiagnosis(self.pid, code, self.stderr.text(wait_s=0.0 if code is None else 1.0).strip())
+
     def stop(self) -> None:
+        """End the twin (it stops itself on SIGTERM; killed if it does not) and close its pipes."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=5)
+                self.process.wait(timeout=TWIN_STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        for stream in (self.process.stdout, self.process.stderr):
+        self.stderr.text(wait_s=1.0)
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()
 
@@ -119,8 +190,9 @@ class Bench:
         if twin.launch:
             if self.profile_path is None:
                 raise RigFault("launching the twin needs the bench profile's path")
+            # recorded before the twin is up, so an interruption while it starts still stops it
             self._twin_process = TwinProcess(self.profile_path, self.seed, self.start, self.device_path)
-            self.endpoints = self._twin_process.endpoints
+            self.endpoints = self._twin_process.wait_endpoints()
             host, port = self.endpoints["control"].rsplit(":", 1)
         else:
             host, port = twin.host, str(twin.control_port)
@@ -135,6 +207,10 @@ class Bench:
                                f"or run with --seed {running}")
         if self.profile.clock == "virtual":
             self.clock = VirtualClock(self.twin_link)
+
+    def twin_diagnosis(self) -> TwinDiagnosis | None:
+        """The launched twin's state and stderr tail (see TwinProcess.diagnosis); None without a launched twin."""
+        return self._twin_process.diagnosis() if self._twin_process is not None else None
 
     def resolve(self, resource: str) -> str:
         """A profile's resource string, with `twin:<name>` replaced by the twin's VISA resource."""
@@ -188,6 +264,10 @@ class Bench:
     # ---- closing -------------------------------------------------------------------------------
     def safe_state(self) -> list[str]:
         """Put every instrument into the profile's safe state; returns what could not be done."""
+        if self._twin_process is not None and self._twin_process.process.poll() is not None:
+            gone = f"the twin exited (code {self._twin_process.process.returncode}): its instruments went with it"
+            log.warning("safe state not needed: %s", gone)
+            return [gone]
         problems = []
         safe = self.profile.safe_state
         if self.attenuator is not None:
@@ -206,6 +286,10 @@ class Bench:
 
     def close(self) -> None:
         """Safe state, then close every session, give the clock back and stop a twin we started."""
+        with signals_held():  # Ctrl-C or SIGTERM now would leave the bench unsafe: they wait until it is safe
+            self._close()
+
+    def _close(self) -> None:
         self.safe_state()
         for instrument in (self.attenuator, self.supply):
             if instrument is not None:

@@ -8,6 +8,7 @@ certification matrix and the report are built from these records, never from log
 from __future__ import annotations
 
 import csv
+import io
 import math
 import numbers
 from dataclasses import asdict, dataclass, fields
@@ -85,18 +86,21 @@ class MeasurementLog:
 
 
 def read_measurements(path: Path) -> list[Measurement]:
-    """The records of a run's measurements.csv (values back as numbers where they were numbers)."""
+    """The records of a run's measurements.csv (values back as numbers where they were numbers; a last row without
+    its line end, cut by a kill while it was written, is left out)."""
 
     def number(text: str) -> float | None:
         return float(text) if text not in ("", "None") else None
 
     records = []
     with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            try:
-                value: float | str | None = float(row["value"])
-            except ValueError:
-                value = row["value"] or None
-            records.append(Measurement(row["check"], row["level"], row["name"], value, row["unit"],
-                                       number(row["low"]), number(row["high"]), row["note"]))
+        text = handle.read()
+    complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+    for row in csv.DictReader(io.StringIO(complete, newline="")):
+        try:
+            value: float | str | None = float(row["value"])
+        except ValueError:
+            value = row["value"] or None
+        records.append(Measurement(row["check"], row["level"], row["name"], value, row["unit"],
+                                   number(row["low"]), number(row["high"]), row["note"]))
     return records

@@ -33,16 +33,18 @@ class RunError(ValueError):
 
 @dataclass(frozen=True)
 class RunRecord:
-    """What a run was made with: the profiles' paths and the seed it ran with (`--seed` or the bench's)."""
+    """What a run was made with: the profiles' paths, the seed it ran with (`--seed` or the bench's) and the
+    extra pytest arguments (the selection: `--checks`, `-k`; a resumed run keeps it)."""
 
     bench: Path
     device: Path
     plan: Path
     seed: int | None
+    pytest_args: tuple[str, ...] = ()
 
     def write(self, run: Path) -> None:
         data = {"bench": str(self.bench.resolve()), "device": str(self.device.resolve()),
-                "plan": str(self.plan.resolve()), "seed": self.seed}
+                "plan": str(self.plan.resolve()), "seed": self.seed, "pytest_args": list(self.pytest_args)}
         (run / RUN_RECORD).write_text(json.dumps(data, indent=2) + "\n")
 
     @classmethod
@@ -52,7 +54,8 @@ class RunRecord:
             raise RunError(f"{run} is not a run directory of `rig certify` (no {RUN_RECORD})")
         try:
             data = json.loads(path.read_text())
-            return cls(Path(data["bench"]), Path(data["device"]), Path(data["plan"]), data.get("seed"))
+            return cls(Path(data["bench"]), Path(data["device"]), Path(data["plan"]), data.get("seed"),
+                       tuple(str(arg) for arg in data.get("pytest_args", [])))
         except (ValueError, KeyError, TypeError) as error:
             raise RunError(f"{path}: not a run record ({error})") from None
 

@@ -46,9 +46,12 @@ class OutcomeRecord:
 
 
 def read_outcomes(path: Path) -> list[OutcomeRecord]:
-    """The records of a run's outcomes.jsonl (lines that are not JSON objects are refused by line number)."""
+    """The records of a run's outcomes.jsonl (lines that are not JSON objects are refused by line number; a last
+    line without its line end, cut by a kill while it was written, is left out)."""
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    text = path.read_text()
+    lines = text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:

@@ -7,11 +7,13 @@ import json
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from rig.profiles.bench import BenchProfile, exposure_warning
 from rig.profiles.device import DeviceProfile
 from rig.profiles.loader import ProfileError, load_model
+from rig.sim.tether import tie_to_parent
 from rig.sim.twin import Twin
 from rig.timeutil import format_instant, parse_instant
 
@@ -28,6 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--speed", type=float, default=1.0, help="free-running speed, x wall clock")
     parser.add_argument("--locked", action="store_true", help="hold time still until a bench takes the clock")
     parser.add_argument("--json", action="store_true", help="print the endpoints as one JSON line")
+    parser.add_argument("--tied", type=int, default=None, metavar="PID",
+                        help="launched by the bench in process PID: stop when it dies, closes stdin, or drops the "
+                             "clock; ignore SIGINT (the bench stops the twin after its safe state)")
+    parser.add_argument("--parent-death-signal", action="store_true",
+                        help="with --tied on Linux: also ask the kernel for SIGTERM when the parent dies")
     return parser
 
 
@@ -49,6 +56,18 @@ def describe(endpoints: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    stopping = threading.Event()  # SIGTERM, or the bench that launched us gone, even before the twin is built
+    twins: list[Twin] = []
+
+    def stop(signum: int | None = None, frame: object = None) -> None:
+        stopping.set()
+        for twin in twins:
+            twin.quit = True
+
+    signal.signal(signal.SIGTERM, stop)
+    if args.tied is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the bench's to handle
+        tie_to_parent(args.tied, stop, args.parent_death_signal)
     try:
         bench = load_model(args.bench, BenchProfile)
         device = load_model(args.device, DeviceProfile) if args.device else None
@@ -64,11 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     if warning := exposure_warning(host):
         print(warning, file=sys.stderr, flush=True)
     twin = Twin(bench, seed, start_s, host=host, device=device)
-
-    def stop(signum, frame):
-        twin.quit = True
-
-    signal.signal(signal.SIGTERM, stop)
+    twin.tied = args.tied is not None
+    twins.append(twin)
+    twin.quit = stopping.is_set()
     endpoints = twin.endpoints()
     print(json.dumps(endpoints) if args.json else describe(endpoints), flush=True)
     try:

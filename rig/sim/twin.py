@@ -53,6 +53,7 @@ class Twin:
         self.lock_holder: ControlSession | None = None
         self.pending: PendingRun | None = None
         self.quit = False
+        self.tied = False  # launched by a bench (`--tied`): ends when that bench's control connection drops
         self.speed = 1.0
         self._free_anchor = (time.monotonic(), start_s)
         self.channels: dict[str, PtyChannel | UdpChannel] = {}
@@ -222,6 +223,8 @@ class ControlSession:
         self.connection.send(text)
 
     def on_close(self) -> None:
+        if self.twin.tied and self.twin.lock_holder is self:
+            self.twin.quit = True  # the bench that launched us went away holding the clock
         self.twin.free_lock(self)
 
     def on_overrun(self) -> None:
