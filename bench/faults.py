@@ -9,8 +9,8 @@ Rows:
 - fuzzed lines: random and mutated lines to every port of a running twin (supply SCPI, attenuator, control,
   the module's AT port); after each batch the port must still answer, and the twin must still run;
 - faults injected: `SIM:FAULT` on the supply and the attenuator (DROP, DOWN, FREEZE, GARBLE) under the
-  bench's own drivers; each must be recovered (DROP) or end in a rig fault (`broken`, never `failed`) within the budget, and the
-  bench must reach its safe state afterwards;
+  bench's own drivers; each must be recovered (DROP) or end in a rig fault (`broken`, never `failed`) within
+  the budget, and the bench must reach its safe state afterwards;
 - kills: `rig certify` killed at random moments (SIGINT, SIGTERM, SIGKILL), from bench/kill_sweep.py.
 Columns: tried, handled as documented, escaped (an exception or a dead twin), results lost, orphans left.
 """
@@ -34,6 +34,7 @@ import serial
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from rig.bench import Bench, TwinProcess  # noqa: E402
 from rig.errors import RigFault  # noqa: E402
@@ -338,6 +339,22 @@ def inject_faults() -> Row:
         bench.close()
     row.note = (row.note + f" slowest {slowest:.1f} s (budget {FAULT_BUDGET_S:.0f} s); safe state reached").strip()
     return row
+
+
+# ---- kills -----------------------------------------------------------------------------------------------
+def kill_rows(kills: int, seed: int) -> list[Row]:
+    """bench/kill_sweep.py's sweep, one row per signal."""
+    from kill_sweep import SIGNALS, sweep
+
+    results, _ = sweep(kills, seed, "C1,C16", show=False)
+    rows = []
+    for how in SIGNALS:
+        mine = [result for result in results if result.how == how]
+        lost = sum(len(result.lost) for result in mine)
+        rows.append(Row(f"kills: {how}", tried=len(mine), handled=len(mine) - sum(bool(r.lost) for r in mine),
+                        lost=lost, orphans=sum(r.orphans + r.sockets_left for r in mine),
+                        note="then --resume; orphans count twins and their listening sockets"))
+    return rows
 
 
 # ---- the table -------------------------------------------------------------------------------------------

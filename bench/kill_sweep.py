@@ -195,6 +195,34 @@ def resume(run: Path, reference: dict[str, str]) -> list[str]:
     return problems
 
 
+def sweep(kills: int, seed: int, checks: str, show: bool = True) -> tuple[list[KillResult], float]:
+    """`kills` runs killed at seeded random moments and resumed; the results and one uninterrupted run's time."""
+    chance = random.Random(seed)
+    rows: list[KillResult] = []
+    with tempfile.TemporaryDirectory(prefix="kill-sweep-") as scratch:
+        reference_results = Path(scratch) / "reference"
+        started = time.monotonic()
+        certify(reference_results, ["--", "--checks", checks]).communicate(timeout=RUN_TIMEOUT_S)
+        run_s = time.monotonic() - started
+        reference = outcome_map(run_dir(reference_results))
+        for number in range(kills):
+            how = chance.choice(list(SIGNALS))
+            delay_s = round(chance.uniform(0.1, run_s), 2)
+            results = Path(scratch) / f"kill-{number}"
+            row = kill_once(results, checks, how, delay_s)
+            run = run_dir(results)
+            if run is not None and (run / "run.json").exists():
+                row.lost += resume(run, reference)
+            rows.append(row)
+            if show:
+                print(f"kill {number + 1:>3}: {how:<8} at {delay_s:5.2f} s  exit {row.exit_code:>3}  "
+                      f"twins {row.twins_seen}  orphans {row.orphans}  sockets {row.sockets_left}  "
+                      f"lost {len(row.lost)}", flush=True)
+                for problem in row.lost:
+                    print(f"      {problem}")
+    return rows, run_s
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=30)
@@ -202,27 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checks", default="C1,C16", help="the selection each killed run makes")
     args = parser.parse_args(argv)
     began = time.monotonic()
-    chance = random.Random(args.seed)
-    rows: list[KillResult] = []
-    with tempfile.TemporaryDirectory(prefix="kill-sweep-") as scratch:
-        reference_results = Path(scratch) / "reference"
-        started = time.monotonic()
-        certify(reference_results, ["--", "--checks", args.checks]).communicate(timeout=RUN_TIMEOUT_S)
-        run_s = time.monotonic() - started
-        reference = outcome_map(run_dir(reference_results))
-        for number in range(args.kills):
-            how = chance.choice(list(SIGNALS))
-            delay_s = round(chance.uniform(0.1, run_s), 2)
-            results = Path(scratch) / f"kill-{number}"
-            row = kill_once(results, args.checks, how, delay_s)
-            run = run_dir(results)
-            if run is not None and (run / "run.json").exists():
-                row.lost += resume(run, reference)
-            rows.append(row)
-            print(f"kill {number + 1:>3}: {how:<8} at {delay_s:5.2f} s  exit {row.exit_code:>3}  twins {row.twins_seen}"
-                  f"  orphans {row.orphans}  sockets {row.sockets_left}  lost {len(row.lost)}", flush=True)
-            for problem in row.lost:
-                print(f"      {problem}")
+    rows, run_s = sweep(args.kills, args.seed, args.checks)
     print()
     print(f"{'kills':<28}{len(rows)}")
     for how in SIGNALS:

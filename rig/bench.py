@@ -111,12 +111,20 @@ class TwinProcess:
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, env=env, start_new_session=True)
         self.stderr = StreamTail(self.process.stderr)
+        self._endpoints: dict | None = None
+
+    @property
+    def endpoints(self) -> dict:
+        """The twin's endpoints, waited for the first time they are asked for."""
+        if self._endpoints is None:
+            self._endpoints = self._wait_endpoints()
+        return self._endpoints
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
-    def wait_endpoints(self) -> dict:
+    def _wait_endpoints(self) -> dict:
         """The endpoints the twin prints when it is up; TwinError (with its stderr) if it does not come up."""
         ready, _, _ = select.select([self.process.stdout], [], [], TWIN_START_TIMEOUT_S)
         line = self.process.stdout.readline() if ready else b""
@@ -192,7 +200,7 @@ class Bench:
                 raise RigFault("launching the twin needs the bench profile's path")
             # recorded before the twin is up, so an interruption while it starts still stops it
             self._twin_process = TwinProcess(self.profile_path, self.seed, self.start, self.device_path)
-            self.endpoints = self._twin_process.wait_endpoints()
+            self.endpoints = self._twin_process.endpoints
             host, port = self.endpoints["control"].rsplit(":", 1)
         else:
             host, port = twin.host, str(twin.control_port)
