@@ -64,3 +64,9 @@ kill-sweep: $(STAMP)
 
 clean:
 	rm -rf $(VENV) results tools/allure/node_modules
+
+# Bad profiles, fuzzed lines to every twin port, injected instrument faults and random kills: one table
+# (tried, handled, escaped, results lost, orphans left; zeros promised) and its wall time. Outside CI.
+.PHONY: faults
+faults: $(STAMP)
+	$(PY) bench/faults.py
