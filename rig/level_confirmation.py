@@ -268,9 +268,11 @@ def network_from_nuestats(lines: list[str]) -> dict | None:
     for line in lines:
         key, _, value = line.strip().partition(":")
         try:
-            values[key.strip()] = int(value)
+            number = int(value)
         except ValueError:
             continue
+        if -(1 << 31) <= number < 1 << 31:  # the module prints 32-bit values; a longer number is garbled
+            values[key.strip()] = number
     if values.get("PCI", 65535) == 65535 or values.get("ECL", 255) == 255 or "Signal power" not in values:
         return None
     snr = values.get("SNR", -32768)

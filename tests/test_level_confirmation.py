@@ -132,6 +132,7 @@ def test_the_calibration_reason_names_both_figures_and_what_to_measure(sim, plan
     (["NUESTATS garbage", "Signal power: -819", "ECL: 0", "SNR: 234", "PCI: 226"], (0, -81.9, 23.4)),
     (["Signal power:-32768", "ECL:255", "SNR:-32768", "PCI:65535"], None),
     (["OK"], None),
+    (["Signal power:" + "9" * 400, "ECL:0", "SNR:10", "PCI:226"], None),  # garbled: no float holds it
 ])
 def test_nuestats_lines_become_a_reading_and_sentinels_mean_no_service(lines, expected) -> None:
     reading = DeviceReading.from_network(network_from_nuestats(lines), "AT+NUESTATS")

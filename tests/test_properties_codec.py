@@ -183,3 +183,16 @@ def test_anything_handed_to_encode_gives_bytes_or_a_codec_error(message: Any, up
 def test_a_payload_over_the_message_limit_is_refused_before_it_is_read() -> None:
     with pytest.raises(CodecError, match=r"over the 512-byte message limit"):
         CODEC.decode_uplink(b"\x01\x01" + bytes(10 * MESSAGE_MAX_BYTES))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("version", "v\ud800"), ("offset", 10**5000), ("total", 10**5000)],  # a lone surrogate; past int's digit limit
+    ids=["lone-surrogate", "huge-offset", "huge-total"],
+)
+def test_a_value_python_cannot_encode_or_print_is_a_codec_error_naming_the_field(field: str, value: Any) -> None:
+    chunk = {"type": "image_chunk", "command_id": 1, "target": "mcu", "version": "v1", "offset": 0, "total": 1,
+             "data": b"x"}
+    with pytest.raises(CodecError, match=field) as refused:
+        ReferenceCodec().encode_downlink({**chunk, field: value})
+    assert len(str(refused.value)) < 200

@@ -28,6 +28,15 @@ def _fail(path: str, problem: str) -> NoReturn:
     raise CodecError(f"{path}: {problem}")
 
 
+def _brief(value: Any) -> str:
+    """`repr(value)` for an error message, cut to 40 characters (and named when too large to print at all)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer over Python's digit limit, maybe inside a list
+        return f"<{type(value).__name__} too large to print>"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 class _Reader:
     """A cursor over a payload that turns running off its end into a CodecError naming the field."""
 
@@ -75,17 +84,17 @@ class Int:
     def _check(self, raw: int, shown: object, path: str) -> int:
         lo, hi = self._limits()
         if not lo <= raw <= hi:
-            _fail(path, f"{shown!r} out of range {self._show(lo)}..{self._show(hi)}")
+            _fail(path, f"{_brief(shown)} out of range {self._show(lo)}..{self._show(hi)}")
         return raw
 
     def pack(self, value: Any, path: str, msg: Message) -> bytes:
         if isinstance(value, bool) or not isinstance(value, int | float):
             _fail(path, f"expects a number, got {type(value).__name__}")
         if isinstance(value, float) and not math.isfinite(value):
-            _fail(path, f"{value!r} is not a finite number")
+            _fail(path, f"{_brief(value)} is not a finite number")
         exact = Fraction(value) / self.step
         if self.step == 1 and exact.denominator != 1:
-            _fail(path, f"{value!r} is not a whole number")
+            _fail(path, f"{_brief(value)} is not a whole number")
         raw = self._check(round(exact), value, path)
         return raw.to_bytes(self.width, "big", signed=self.signed)
 
@@ -102,7 +111,7 @@ class Enum:
 
     def pack(self, value: Any, path: str, msg: Message) -> bytes:
         if not isinstance(value, str) or value not in self.names:
-            _fail(path, f"{value!r} is not one of {', '.join(self.names)}")
+            _fail(path, f"{_brief(value)} is not one of {', '.join(self.names)}")
         return bytes([self.names.index(value)])
 
     def read(self, r: _Reader, path: str, msg: Message) -> str:
@@ -124,7 +133,7 @@ class Flags:
         mask = 0
         for name in value:
             if name not in self.names:
-                _fail(path, f"{name!r} is not one of {', '.join(self.names)}")
+                _fail(path, f"{_brief(name)} is not one of {', '.join(self.names)}")
             mask |= 1 << self.names.index(name)
         return bytes([mask])
 
@@ -140,7 +149,7 @@ class Bool:
 
     def pack(self, value: Any, path: str, msg: Message) -> bytes:
         if not isinstance(value, bool):
-            _fail(path, f"expects true or false, got {value!r}")
+            _fail(path, f"expects true or false, got {_brief(value)}")
         return bytes([value])
 
     def read(self, r: _Reader, path: str, msg: Message) -> bool:
@@ -159,7 +168,10 @@ class Text:
     def pack(self, value: Any, path: str, msg: Message) -> bytes:
         if not isinstance(value, str):
             _fail(path, f"expects a string, got {type(value).__name__}")
-        data = value.encode("utf-8")
+        try:
+            data = value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            _fail(path, f"not encodable as UTF-8 ({error.reason} at character {error.start})")
         if len(data) > self.max_bytes:
             _fail(path, f"{len(data)} bytes, at most {self.max_bytes}")
         return bytes([len(data)]) + data
@@ -224,7 +236,7 @@ class ClockTime:
     def pack(self, value: Any, path: str, msg: Message) -> bytes:
         found = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value) if isinstance(value, str) else None
         if found is None:
-            _fail(path, f"{value!r} is not a time of day HH:MM")
+            _fail(path, f"{_brief(value)} is not a time of day HH:MM")
         return bytes([int(found[1]), int(found[2])])
 
     def read(self, r: _Reader, path: str, msg: Message) -> str:
@@ -268,7 +280,7 @@ class Value:
             _fail(path, f"{value} does not fit 64 bits")
         if isinstance(value, float):
             if not math.isfinite(value):
-                _fail(path, f"{value!r} is not a finite number")
+                _fail(path, f"{_brief(value)} is not a finite number")
             return bytes([_F64]) + struct.pack(">d", value)
         if isinstance(value, str):
             return bytes([_STR]) + Text().pack(value, path, msg)
@@ -302,7 +314,7 @@ class Value:
         for _ in range(count):
             key = Text(32).read(r, f"{path} key", msg)
             if key in mapping:
-                _fail(path, f"duplicate key {key!r}")
+                _fail(path, f"duplicate key {_brief(key)}")
             mapping[key] = self.read(r, f"{path}.{key}", msg, True)
         return mapping
 
@@ -352,9 +364,9 @@ class Record:
     def pack(self, value: Any, path: str, msg: Message | None = None, start: int | None = None) -> bytes:
         if not isinstance(value, dict):
             _fail(path, f"expects a mapping, got {type(value).__name__}")
-        unknown = sorted(set(value) - {f.name for f in self.fields}, key=str)
+        unknown = sorted(set(value) - {f.name for f in self.fields}, key=_brief)
         if unknown:
-            _fail(path, f"unknown field {unknown[0]!r}")
+            _fail(path, f"unknown field {_brief(unknown[0])}")
         optional = [f for f in self.fields if f.optional]
         out = bytearray()
         for f in self.fields:
@@ -504,7 +516,8 @@ def _encode(message: Any, specs: tuple[Spec, ...], direction: str) -> bytes:
         _fail(direction, f"expects a dict with a 'type', got {type(message).__name__}")
     spec = next((s for s in specs if s.name == message.get("type")), None)
     if spec is None:
-        _fail(f"{direction}.type", f"unknown type {message.get('type')!r} (known: {', '.join(s.name for s in specs)})")
+        known = ", ".join(s.name for s in specs)
+        _fail(f"{direction}.type", f"unknown type {_brief(message.get('type'))} (known: {known})")
     body = {k: v for k, v in message.items() if k != "type"}
     head = struct.pack(">BB", spec.code, FORMAT_VERSION)
     payload = head + spec.body.pack(body, spec.name, start=len(head))
