@@ -81,6 +81,7 @@ EXPECTED: dict[str, Expectation] = {
     "c20-closes-when-forbidden": Expectation(("C20",)),
     "s1-obeys-spoofed-valve": Expectation(("S1",)),
     "s1-stays-awake-for-spoofed-downlinks": Expectation(("S1",)),
+    "s1-obeys-unauthenticated-downlink": Expectation(("S1",)),
     "s2-accepts-replayed-session": Expectation(("S2",)),
     "s3-report-carries-owner-name": Expectation(("S3",)),
 }

@@ -25,7 +25,7 @@ class MeterSession:
         self.device = device
         self.codec = load_codec(device.codec)
         self.platform = Platform(self.codec, bench.clock, platform_host, platform_port, seed=bench.seed,
-                                 twin=twin_endpoint(bench))
+                                 twin=twin_endpoint(bench), downlink_key=device.platform_key())
         self.monitor: AtMonitor | None = None
         self.correction_uplinks: list = []  # reports asked for to confirm or correct the level (C16/C22 skip them)
         self.level_ecl: int | None = None  # the ECL confirmed for the check's level

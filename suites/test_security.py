@@ -9,6 +9,10 @@ session, and personal data in the reports.
   `+CSCON:0` on the AT monitor, when it is reachable for paging) and then one every flood interval. The
   flood window may cost no more than the plan's charge over the quiet one: the meter does not stay awake
   for a spoofer (the reference takes one page before its PSM, and the network holds the rest).
+  Where the device profile declares the platform's downlink authentication (`platform_auth`), the same
+  commands then come from the platform itself, first unsigned, then with a wrong MAC, each batch delivered
+  at a report asked for and looked for in the next: none may be obeyed either. Where it declares none, a
+  note says the check judged the source only.
 - S2: a good session on the near-end port (login, a read, a setting changed, logout) is captured byte for
   byte as the rig sent it; the setting is restored; then the capture is replayed line by line on the
   port. No replayed command may be answered `OK`, the setting must not change again, and the meter's log
@@ -32,6 +36,7 @@ from fixtures.verdicts import inconclusive
 from rig.analysis.energy import EnergyTally
 from rig.analysis.meter_log import entry_line
 from rig.bench import Bench
+from rig.codec.downlink_auth import Signing
 from rig.coverage import CoverageSetting
 from rig.maintenance import MaintenanceRefused, load_maintenance
 from rig.meter_session import MeterSession, reports_of
@@ -49,6 +54,7 @@ SPOOFED_FREEZE_INTERVALS_S = (3600, 1800)  # one differs from what the meter rep
 AFTER_REPORT_S = 600.0  # S2: the report's exchange is over, the MCU free
 REPLAY_KEY = "pressure_high_kpa"  # a setting no schedule depends on (C15's probe key)
 REPLAY_STEP = 70
+UNSEALED: dict[Signing, str] = {"none": "unsigned", "wrong": "wrongly_signed"}  # S1, with platform_auth
 HANDSHAKE_WORDS = ("CHALLENGE", "LOGIN")
 REFUSALS = ("login_refused",)
 
@@ -99,6 +105,20 @@ def spoofed_obeyed(meter: MeterSession, spoofed: list[Spoofed], since: int) -> d
     return obeyed
 
 
+def unsealed_obeyed(meter: MeterSession, kinds: list[str], signing: Signing, within_s: float
+                    ) -> tuple[list[Spoofed], dict[str, str]]:
+    """The plan's commands queued at the platform unsigned or wrongly signed, delivered at a report asked for,
+    looked for in the next one; the commands and those obeyed, with the evidence."""
+    since = len(meter.platform.uplinks)
+    latest = reports_of(meter)[-1].message
+    tickets = [meter.platform.queue_downlink(meter.device.identity.imei, spoofed_command(kind, latest), signing)
+               for kind in kinds]
+    meter.report_now(within_s)
+    meter.report_now(within_s)
+    commands = [Spoofed(t.queued_at, t.message, t.command_id) for t in tickets]
+    return commands, spoofed_obeyed(meter, commands, since)
+
+
 @dataclass
 class Window:
     """One data-log window opened by a report: its charge and the spoofed downlinks sent in it."""
@@ -139,7 +159,8 @@ def report_window(meter: MeterSession, plan: PlanProfile, spoofer: Spoofer | Non
 @pytest.mark.check("S1")
 @pytest.mark.needs("attenuator", "power_analyser")
 def test_s1_spoofed_platform_commands_are_ignored_and_their_flood_does_not_keep_the_meter_awake(
-        meter: MeterSession, bench: Bench, coverage: CoverageSetting, plan: PlanProfile, measure: Recorder) -> None:
+        meter: MeterSession, bench: Bench, coverage: CoverageSetting, plan: PlanProfile, device_profile: DeviceProfile,
+        measure: Recorder) -> None:
     s1 = plan.checks.S1
     target = internet_endpoint(bench)
     if target is None:
@@ -158,6 +179,14 @@ def test_s1_spoofed_platform_commands_are_ignored_and_their_flood_does_not_keep_
     measure("spoofed_commands_obeyed", len(obeyed), "", high=0,
             note="; ".join(f"{kind}: {why}" for kind, why in obeyed.items())
             or f"none of {', '.join(s.message['type'] for s in commands)} obeyed")
+    if device_profile.platform_auth is None:
+        measure("platform_auth", "none declared",
+                note="the device profile declares no downlink authentication: the source alone was judged")
+    for signing, name in UNSEALED.items() if device_profile.platform_auth is not None else ():
+        sent, obeyed = unsealed_obeyed(meter, list(s1.commands), signing, s1.report_within_s)
+        measure(f"{name}_platform_commands_obeyed", len(obeyed), "", high=0,
+                note="; ".join(f"{kind}: {why}" for kind, why in obeyed.items())
+                or f"none of {', '.join(c.message['type'] for c in sent)} from the platform's address obeyed")
     measure("quiet_window_charge_uah", round(quiet.charge_uah, 1), "uAh",
             note=f"{s1.flood_s:g} s from a report, nothing spoofed; " + "; ".join(quiet.notes))
     measure("flood_window_charge_uah", round(flood.charge_uah, 1), "uAh",

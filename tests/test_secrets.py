@@ -1,11 +1,12 @@
 """Secrets from the environment reach the meter and the rig, and no output of a run ever shows them.
 
-One short real campaign (C14 signs images with the vendor's key, C15 logs in over the near-end port) runs with a
-device profile that reads its maintenance password and image signing key from environment variables; the twin
-reads the same profile, so both checks pass only if both ends resolved the same values. Then every file the run
-wrote (Allure results, the rendered report, certificate, junit, run.json, measurements, outcomes, history) and the
-console output are searched for each secret: as text, in hex, and in base64 at any alignment (the single-file
-report embeds the Allure results base64-encoded).
+One short real campaign (C14 signs images with the vendor's key, C15 logs in over the near-end port, every
+downlink is sealed with the platform's key) runs with a device profile that reads its maintenance password, image
+signing key and platform key from environment variables; the twin reads the same profile, so both checks pass only
+if both ends resolved the same values (a meter with another platform key would ignore every downlink, images too).
+Then every file the run wrote (Allure results, the rendered report, certificate, junit, run.json, measurements,
+outcomes, history) and the console output are searched for each secret: as text, in hex, and in base64 at any
+alignment (the single-file report embeds the Allure results base64-encoded).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ REFERENCE_METER = ROOT / "profiles" / "devices" / "reference-meter.yaml"
 SECRETS = {
     "RIG_TEST_MAINTENANCE_PASSWORD": "Vq8-maint-pass-271828",
     "RIG_TEST_IMAGE_SIGNING_KEY": "Kz4-image-signing-key-314159",
+    "RIG_TEST_PLATFORM_KEY": "Pw7-platform-downlink-key-161803",
 }
 
 
@@ -50,6 +52,7 @@ def test_a_run_with_secrets_from_the_environment_shows_none_of_them(tmp_path: Pa
         f"extends: {REFERENCE_METER}\n"
         "maintenance: {password: {env: RIG_TEST_MAINTENANCE_PASSWORD}}\n"
         "upgrade: {signing_key: {env: RIG_TEST_IMAGE_SIGNING_KEY}}\n"
+        "platform_auth: {key: {env: RIG_TEST_PLATFORM_KEY}}\n"
     )
     results = tmp_path / "results"
     run = subprocess.run(

@@ -27,6 +27,7 @@ from aiocoap.numbers.codes import Code
 
 from rig.clock import Clock, VirtualClock
 from rig.codec import Codec, Message
+from rig.codec.downlink_auth import DownlinkSigner, Signing
 from rig.errors import RigFault
 from rig.platform.coap import MalformedDatagram, MessageLayer, Peer, decode, is_peer
 from rig.window import Window
@@ -85,6 +86,7 @@ class Ticket:
     answer: Message | None = None
     attempts: int = 0
     error: str | None = None
+    signing: Signing = "valid"
 
     @property
     def command_id(self) -> int:
@@ -111,8 +113,9 @@ class Platform:
     name = "platform"
 
     def __init__(self, codec: Codec, clock: Clock, host: str = "127.0.0.1", port: int = 0, seed: int = 0,
-                 twin: Peer | None = None):
+                 twin: Peer | None = None, downlink_key: bytes | None = None):
         self.codec = codec
+        self.signer = DownlinkSigner(downlink_key) if downlink_key else None
         self.twin = twin
         self.clock = clock
         self.withhold_observe = False
@@ -160,14 +163,17 @@ class Platform:
             self._delay_count, self._delay_s = n, seconds
 
     # ---- commands ------------------------------------------------------------------------------
-    def queue_downlink(self, endpoint: str, message: Message) -> Ticket:
+    def queue_downlink(self, endpoint: str, message: Message, signing: Signing = "valid") -> Ticket:
         """Hold `message` for `endpoint` until it next sends an uplink; the ticket follows it to the answer.
 
         The platform gives it a `command_id` unless it has one; the codec encodes it now, so a message
-        the codec refuses raises CodecError here.
+        the codec refuses raises CodecError here. With a downlink key each attempt is sealed as it is sent:
+        `signing` "none" or "wrong" sends it unsealed or with a wrong MAC on purpose (S1).
         """
         with self._lock:
-            return self._enqueue(self._device(endpoint), message, front=False)
+            ticket = self._enqueue(self._device(endpoint), message, front=False)
+            ticket.signing = signing
+            return ticket
 
     def wait_for_uplink(self, predicate: Callable[[Uplink], object], timeout_s: float, since: int = 0,
                         poll_s: float = 0.05) -> Uplink | None:
@@ -425,7 +431,9 @@ class Platform:
         ticket.attempts += 1
         if ticket.sent_at is None:
             ticket.sent_at = self.clock.now()
-        put = CoapMessage(code=PUT, payload=ticket.payload, uri_path=DOWNLINK_PATH, content_format=OPAQUE)
+        payload = ticket.payload if self.signer is None else self.signer.seal(
+            ticket.payload, self.clock.now(), ticket.signing)
+        put = CoapMessage(code=PUT, payload=payload, uri_path=DOWNLINK_PATH, content_format=OPAQUE)
         put.token = self._layer.new_token()
         self._layer.send_con(
             device.peer, put,

@@ -52,6 +52,15 @@ class Upgrade(StrictModel):
     )
 
 
+class PlatformAuth(StrictModel):
+    """How the platform authenticates its downlinks, and the meter checks them (S1; docs/codec-reference.md)."""
+
+    scheme: Literal["hmac-sha256-64"] = Field(
+        "hmac-sha256-64", description="a u48 counter and the first 8 bytes of HMAC-SHA256 after each downlink"
+    )
+    key: Secret = Field(description="the key platform and meter share, or {env: VARIABLE}; masked in every output")
+
+
 class Logs(StrictModel):
     """How the meter's log names its internal modules (C13, C15)."""
 
@@ -102,9 +111,16 @@ class DeviceProfile(StrictModel):
     maintenance: Maintenance = Field(default_factory=Maintenance, description="the near-end maintenance port")
     valve: Valve = Field(default_factory=Valve, description="the valve and the remote-closing policy")
     upgrade: Upgrade = Field(default_factory=Upgrade, description="image signing for upgrades")
+    platform_auth: PlatformAuth | None = Field(
+        None, description="the platform's downlink authentication; null: the meter trusts its server's address only"
+    )
     logs: Logs = Field(default_factory=Logs, description="the meter's log and its internal modules")
     ports: Ports = Field(default_factory=Ports, description="serial ports on a hardware bench")
     sim: DeviceSim = Field(default_factory=DeviceSim, description="the twin's behaviour (ignored on hardware)")
+
+    def platform_key(self) -> bytes | None:
+        """The key platform and meter seal and check downlinks with, where `platform_auth` declares one (S1)."""
+        return self.platform_auth.key.get_secret_value().encode() if self.platform_auth else None
 
     @model_validator(mode="after")
     def _module_has_no_meter(self) -> DeviceProfile:

@@ -105,6 +105,10 @@ class MeterSim(StrictModel):
     cfun0_before_power_off: bool = Field(True, description="AT+CFUN=0 before cutting module power (C11)")
     log_retention_days: float = Field(35.0, gt=0, description="age of the oldest log entry kept (C13: 7)")
     log_upload: bool = Field(True, description="logs can be uploaded to the platform (C13 defect: false)")
+    verify_platform_auth: bool = Field(
+        True, description="ignore downlinks without the platform's valid MAC where the profile declares "
+        "platform_auth (S1 defect: false)"
+    )
     verify_image_signature: bool = Field(True, description="refuse unsigned or wrongly signed images (C14)")
     magnet_alarm_once_a_day: bool = Field(True, description="C17 defect: an alarm every time")
     low_battery_immediate: bool = Field(False, description="C17 defect: low battery sent at once")

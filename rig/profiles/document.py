@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel
 
-from rig.profiles.device import DeviceProfile, Identity, Logs, Maintenance, Parts, Ports, Upgrade, Valve
+from rig.profiles.device import DeviceProfile, Identity, Logs, Maintenance, Parts, PlatformAuth, Ports, Upgrade, Valve
 from rig.profiles.device_sim import MeterSim, ModuleSim
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,10 +36,10 @@ sim:
     release_assistance: false
 ```
 
-**Secrets** (`maintenance.password`, `upgrade.signing_key`, `sim.meter.image_key`) are quoted text or, to
-keep them out of the file, `{env: VARIABLE}`: the value of that environment variable when the profile loads
-(the twin, a child of the rig, inherits it). An unset or empty variable is a profile error naming the field
-and the variable. A secret is masked in every repr, log, report and run file; an error about it never
+**Secrets** (`maintenance.password`, `upgrade.signing_key`, `platform_auth.key`, `sim.meter.image_key`) are
+quoted text or, to keep them out of the file, `{env: VARIABLE}`: the value of that environment variable when
+the profile loads (the twin, a child of the rig, inherits it). An unset or empty variable is a profile error
+naming the field and the variable. A secret is masked in every repr, log, report and run file; an error about it never
 repeats the value. `rig report` rebuilds a run without the variables set (it needs no secret).
 
 **What every profile (bench, device, plan) must be**: a UTF-8 YAML file of at most 1 MB (a larger one is
@@ -91,7 +91,8 @@ def defect_table() -> str:
 def device_profile_markdown() -> str:
     sections = [INTRO, "## Top level\n", field_table(DeviceProfile, "")]
     for title, model in (("identity", Identity), ("parts", Parts), ("maintenance", Maintenance),
-                         ("ports", Ports), ("valve", Valve), ("upgrade", Upgrade), ("logs", Logs)):
+                         ("ports", Ports), ("valve", Valve), ("upgrade", Upgrade), ("platform_auth", PlatformAuth),
+                         ("logs", Logs)):
         sections += [f"\n## `{title}`\n", field_table(model, f"{title}.")]
     sections += ["\n## `sim.module`: the NB-IoT module (HiSilicon Boudica class, BC95/BC28 AT dialect)\n",
                  field_table(ModuleSim, "sim.module.")]

@@ -65,6 +65,7 @@ class DeviceTwin:
             self.meter = MeterFirmware(
                 world, profile.sim.meter, self.module, uart, twin.power, load_codec(profile.codec),
                 lambda: self.platform_address, lambda: twin.power_analyser.supplied_voltage(1), profile.valve,
+                profile.platform_key(),
             )
             if profile.parts.maintenance:
                 maintenance_pty = twin.add_pty("maintenance")

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import simpy
 
 from rig.codec import Codec, CodecError
+from rig.codec.downlink_auth import TRAILER_BYTES, DownlinkRefused, DownlinkVerifier
 from rig.profiles.device import Valve
 from rig.profiles.device_sim import MeterSim
 from rig.sim.meter import schedule
@@ -64,7 +65,7 @@ class MeterFirmware:
 
     def __init__(self, world: World, sim: MeterSim, module: NbiotModule, uart: UartLink, power: DevicePower,
                  codec: Codec, platform_address: Callable[[], tuple[str, int] | None],
-                 supply_voltage: Callable[[], float], valve: Valve):
+                 supply_voltage: Callable[[], float], valve: Valve, downlink_key: bytes | None = None):
         self.world = world
         self.env = world.env
         self.sim = sim
@@ -72,6 +73,8 @@ class MeterFirmware:
         self.uart = uart
         self.power = power
         self.codec = codec
+        self.downlinks_signed = downlink_key is not None  # the profile declares platform_auth
+        self.downlink_verifier = DownlinkVerifier(downlink_key) if downlink_key and sim.verify_platform_auth else None
         self.platform_address = platform_address
         self.supply_voltage = supply_voltage
         self.valve = valve
@@ -542,10 +545,8 @@ class MeterFirmware:
         if line not in self._late_downlinks:
             return  # an exchange collected it meanwhile
         self._late_downlinks.remove(line)
-        try:
-            downlink = self.codec.decode_downlink(bytes.fromhex(line.split(",", 1)[1]))
-        except (CodecError, ValueError, IndexError):
-            self.record("comm", "bad_downlink", line[:40])
+        downlink = self._decode_downlink(line)
+        if downlink is None:
             return
         outcome = yield from self._answer([downlink])
         for follow_up in outcome.follow_ups:
@@ -566,13 +567,29 @@ class MeterFirmware:
             if line in self._late_downlinks:
                 self._late_downlinks.remove(line)
             lines.append(line)
-        downlinks: list[dict] = []
-        for line in lines:
+        return [downlink for downlink in map(self._decode_downlink, lines) if downlink is not None]
+
+    def _decode_downlink(self, line: str) -> dict | None:
+        """One +NNMI line's command, or None (logged) for one that does not decode or is not the platform's."""
+        try:
+            data = bytes.fromhex(line.split(",", 1)[1])
+        except (ValueError, IndexError):
+            self.record("comm", "bad_downlink", line[:40])
+            return None
+        if self.downlink_verifier is not None:
             try:
-                downlinks.append(self.codec.decode_downlink(bytes.fromhex(line.split(",", 1)[1])))
-            except (CodecError, ValueError, IndexError):
-                self.record("comm", "bad_downlink", line[:40])
-        return downlinks
+                data = self.downlink_verifier.open(data)
+            except DownlinkRefused as refusal:
+                self.record("comm", "unauthenticated_downlink", str(refusal))
+                return None
+        candidates = [data, data[:-TRAILER_BYTES]] if self.downlinks_signed and not self.downlink_verifier else [data]
+        for candidate in candidates:  # S1 defect: the trailer is skipped unchecked, or the payload taken bare
+            try:
+                return self.codec.decode_downlink(candidate)
+            except CodecError:
+                continue
+        self.record("comm", "bad_downlink", line[:40])
+        return None
 
     def _obey(self, downlink: dict, outcome: ExchangeOutcome) -> dict:
         """Apply one platform command and say how it went."""
