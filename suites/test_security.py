@@ -17,8 +17,9 @@ session, and personal data in the reports.
   byte as the rig sent it; the setting is restored; then the capture is replayed line by line on the
   port. No replayed command may be answered `OK`, the setting must not change again, and the meter's log
   must hold the refused login. Judged where the plan says so, else recorded as a finding.
-- S3: the reports of the check's own run (the first, then some asked for) decoded; no field beyond the
-  device profile's `report_fields`.
+- S3: every report of the campaign decoded (it runs last: each check's meter session adds its reports to the
+  session's census when it ends), its own (the first, then some asked for) included; no field beyond the
+  device profile's `report_fields`. Run alone, it judges its own reports.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from dataclasses import dataclass, field
 import allure
 import pytest
 
-from fixtures.checks import Recorder
+from fixtures.checks import Recorder, report_field_census
 from fixtures.levels import first_report_at_level, power_on_until_first_report
 from fixtures.verdicts import inconclusive
 from rig.analysis.energy import EnergyTally
 from rig.analysis.meter_log import entry_line
+from rig.analysis.report_fields import ReportFieldCensus
 from rig.bench import Bench
 from rig.codec.downlink_auth import Signing
 from rig.coverage import CoverageSetting
@@ -296,15 +298,22 @@ def test_s2_a_near_end_session_replayed_from_a_capture_is_refused_and_logged(
 
 @pytest.mark.check("S3")
 def test_s3_reports_carry_only_the_fields_the_device_profile_declares(
-        meter: MeterSession, device_profile: DeviceProfile, plan: PlanProfile, measure: Recorder) -> None:
+        request: pytest.FixtureRequest, meter: MeterSession, device_profile: DeviceProfile, plan: PlanProfile,
+        measure: Recorder) -> None:
     s3 = plan.checks.S3
     power_on_until_first_report(meter, measure, "no report could be read")
     for _ in range(s3.reports - 1):
         meter.report_now(s3.report_within_s)
-    reports = reports_of(meter)
+    census = ReportFieldCensus()
+    census.add("S3", (report.message for report in reports_of(meter)))
+    campaign = report_field_census(request.config)
     declared = set(device_profile.report_fields) | {"type"}
-    undeclared = sorted({name for report in reports for name in report.message if name not in declared})
-    measure("reports_decoded", len(reports), "", low=1, note=f"{s3.reports} asked for")
+    undeclared = {**census.undeclared(declared), **campaign.undeclared(declared)}
+    unread = f"; reports of {', '.join(campaign.unread)} were past what the platform keeps" if campaign.unread else ""
+    measure("reports_decoded", census.reports + campaign.reports, "", low=1,
+            note=f"{census.reports} of {s3.reports} asked for here, {campaign.reports} from "
+                 f"{len(campaign.checks)} other checks of this session{unread}")
     measure("undeclared_report_fields", len(undeclared), "", high=0,
-            note=", ".join(undeclared) or f"every field declared ({len(declared) - 1} in the device profile)")
+            note=", ".join(f"{name} (first in {check})" for name, check in undeclared.items())
+            or f"every field declared ({len(declared) - 1} in the device profile)")
     measure.judge()
