@@ -54,5 +54,6 @@ class S3DeclaredFields(OnceCheck):
     area = "security"
     key_measurements: list[str] = key_measurements("undeclared_report_fields")
 
-    reports: int = Field(2, ge=1, description="reports decoded: the first after power-on, then ones asked for")
+    reports: int = Field(2, ge=1, description="reports S3 provokes itself (the first after power-on, then ones "
+                         "asked for); it also judges every report the campaign's other checks received")
     report_within_s: Seconds = Field(600, description="a report asked for arrives within this")
