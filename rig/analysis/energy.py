@@ -226,3 +226,24 @@ def plan_battery_years(battery: Battery, charge_per_day_uah: float, monthly_uah:
     """`battery_years` with the plan's battery (`plan.battery`: capacity_ah, usable_fraction, ...)."""
     return battery_years(battery.capacity_ah, battery.usable_fraction, battery.self_discharge_fraction_per_year,
                          charge_per_day_uah, monthly_uah)
+
+
+# ---- connected mode -----------------------------------------------------------------------------------
+def connected_current_a(trace: Trace, from_s: float, to_s: float, tx_above_a: float) -> float:
+    """The connected-mode current of [from_s, to_s) without its TX bursts, measured on the trace.
+
+    The span is a report's RRC connection (set-up to release, or to the end of its last exchange); a
+    period whose mean is above `tx_above_a` is a TX burst and is left out; what stays is the radio in
+    connected mode (DRX on-durations, reception and the quiet between), averaged: the current a device
+    keeps drawing while it waits for the network's inactivity timer. NaN when the span holds no such period.
+    """
+    if to_s <= from_s:
+        return float("nan")
+    segment = trace.amps[trace.index(from_s):trace.index(to_s)]
+    kept = segment[segment <= tx_above_a]
+    return float(np.mean(kept)) if kept.size else float("nan")
+
+
+def charge_saved_uah(timer_s: float, tail_s: float, connected_a: float) -> float:
+    """Charge a release after `tail_s` saves against waiting `timer_s` at the connected current, in uAh."""
+    return max(timer_s - tail_s, 0.0) * connected_a * UAH_PER_COULOMB

@@ -432,6 +432,8 @@ class C3ReleaseAssist(LevelCheck):
     average_window_s: Seconds = Field(0.5, description="averaging window of the release detector")
     wake_above_ma: float = Field(0.5, gt=0, description="a report's charge runs from the current's first rise above")
     floor_above_ma: float = Field(0.1, gt=0, description="to its last time above this (then back at the floor)")
+    tx_above_ma: float = Field(75, gt=0, description="a period above this is a TX burst, left out of the measured "
+                               "connected-mode current (above a module's DRX on-current, 60-68 mA)")
 
     @model_validator(mode="after")
     def _tail_below_timer(self) -> C3ReleaseAssist:
