@@ -446,9 +446,9 @@ class Battery(StrictModel):
         """(years, charge-based years, bound): years = min(usable / (charge a year + self-discharge), design
         life); the bound says which one it was."""
         drain = charge_per_year_ah + self.self_discharge_ah_per_year
+        if drain != drain:  # NaN: no charge measured, nothing bound it
+            return drain, drain, "charge"
         charge_years = self.usable_ah / drain if drain > 0 else float("inf")
-        if charge_years != charge_years:  # NaN: nothing bound it
-            return charge_years, charge_years, "charge"
         if charge_years <= self.design_life_years:
             return charge_years, charge_years, "charge"
         return self.design_life_years, charge_years, "design life"
@@ -677,7 +677,8 @@ class B1BatteryLife(LevelCheck):
 
     title = "battery life"
     area = "power"
-    key_measurements: list[str] = key_measurements("projected_years", "charge_per_day_uah")
+    key_measurements: list[str] = key_measurements("projected_years", "projection_bound", "shares",
+                                                     "charge_per_day_uah")
 
     severity: Severity = Field("critical", description=SEVERITY)
     record_s: Seconds = Field(DAY_S, description="data-logger record at each level")
