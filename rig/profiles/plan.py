@@ -304,22 +304,154 @@ class PowerReferences(StrictModel):
     idle_avg_ma: float = Field(1.0, gt=0, description="RRC idle, average")
 
 
+class BatteryCell(StrictModel):
+    """A cell preset (FIELD.md, Li-SOCl2 bobbin cells): its capacity, design life and pulse capability."""
+
+    capacity_ah: float = Field(gt=0, description="nominal capacity")
+    design_life_years: float = Field(gt=0, description="the vendor's shelf/design life: a ceiling on the projection")
+    hlc: bool = Field(description="a hybrid layer capacitor beside the bobbin cell carries the transmit pulses")
+    pulse_ma: float = Field(gt=0, description="highest pulse current the cell (with its HLC) delivers")
+    pulse_s: float = Field(gt=0, description="longest pulse it delivers at that current")
+    description: str = Field("", description="the cell, recorded")
+
+
+class TemperatureClass(StrictModel):
+    """Where the meter lives: the usable share of the nominal capacity and the self-discharge there."""
+
+    usable_fraction: float = Field(gt=0, le=1, description="share of the nominal capacity usable at meter currents")
+    self_discharge_fraction_per_year: float = Field(ge=0, lt=1, description="of nominal capacity, a year")
+    description: str = Field("", description="the class, recorded")
+
+
+# FIELD.md: ER18505 (A) about 4 Ah, ER26500 (C) 8.5 Ah, ER34615 (D) about 19 Ah; design life 10-15 years (some
+# 20); bobbin cells cannot deliver NB-IoT transmit pulses (up to 200-300 mA) without an HLC. Pulse figures are
+# ours, typical of bobbin datasheets (100-250 mA for 0.1 s) and of an HLC (1 A for 1 s): check the vendor's.
+_CELLS = {
+    "ER18505": (4.0, 100.0, "A-size bobbin cell"),
+    "ER26500": (8.5, 200.0, "C-size bobbin cell"),
+    "ER34615": (19.0, 250.0, "D-size bobbin cell"),
+}
+DESIGN_LIFE_YEARS = 15.0
+BOBBIN_PULSE_S = 0.1
+HLC_PULSE_MA, HLC_PULSE_S = 1000.0, 1.0
+
+
+def default_battery_cells() -> dict[str, BatteryCell]:
+    """Each cell with and without a hybrid layer capacitor, fresh instances every call."""
+    cells = {}
+    for name, (capacity, pulse_ma, text) in _CELLS.items():
+        cells[name] = BatteryCell(capacity_ah=capacity, design_life_years=DESIGN_LIFE_YEARS, hlc=False,
+                                  pulse_ma=pulse_ma, pulse_s=BOBBIN_PULSE_S, description=text)
+        cells[f"{name}-HLC"] = BatteryCell(capacity_ah=capacity, design_life_years=DESIGN_LIFE_YEARS, hlc=True,
+                                           pulse_ma=HLC_PULSE_MA, pulse_s=HLC_PULSE_S,
+                                           description=f"{text} with a hybrid layer capacitor")
+    return cells
+
+
+def default_temperature_classes() -> dict[str, TemperatureClass]:
+    """FIELD.md: 1 % a year at 20 C, 2-3 % in a hot meter box; usable 60-80 % of nominal."""
+    return {
+        "20C": TemperatureClass(usable_fraction=0.75, self_discharge_fraction_per_year=0.01,
+                                description="20 C (indoor, pipe shaft)"),
+        "hot_box": TemperatureClass(usable_fraction=0.65, self_discharge_fraction_per_year=0.025,
+                                    description="hot meter box (sun-exposed, 40-60 C in summer)"),
+    }
+
+
+FROM_PRESETS = {"capacity_ah": ("cell", "capacity_ah"), "usable_fraction": ("temperature_class", "usable_fraction"),
+                "self_discharge_fraction_per_year": ("temperature_class", "self_discharge_fraction_per_year")}
+Bound = Literal["charge", "design life"]
+
+
 class Battery(StrictModel):
-    """The battery B1 projects life for, and the life it must reach."""
+    """The battery B1 projects life for, and the life it must reach.
+
+    `cell` and `temperature_class` pick presets; `capacity_ah`, `usable_fraction` and
+    `self_discharge_fraction_per_year` left null (or unwritten) come from them, a figure written overrides its
+    preset. The projection is the smaller of the charge-based life and the cell's design life.
+    """
 
     chemistry: str = Field("Li-SOCl2", description="cell chemistry, recorded")
     nominal_voltage_v: float = Field(3.6, gt=0, description="nominal cell voltage")
-    capacity_ah: float = Field(4.0, gt=0, description="nominal capacity")
-    usable_fraction: float = Field(0.75, gt=0, le=1, description="share usable at the meter's load")
-    self_discharge_fraction_per_year: float = Field(0.01, ge=0, lt=1, description="of nominal capacity")
+    cell: str = Field("ER18505-HLC", description="the cell preset (a key of `cells`)")
+    temperature_class: str = Field("20C", description="the temperature class (a key of `temperature_classes`)")
+    cells: dict[str, BatteryCell] = Field(default_factory=default_battery_cells,
+                                          description="cell presets: FIELD.md sizes, with and without an HLC")
+    temperature_classes: dict[str, TemperatureClass] = Field(
+        default_factory=default_temperature_classes, description="usable share and self-discharge per class")
+    capacity_ah: float = Field(4.0, gt=0, description="nominal capacity; null: the cell preset's")
+    usable_fraction: float = Field(0.75, gt=0, le=1, description="share usable at the meter's load; null: the "
+                                                                 "temperature class's")
+    self_discharge_fraction_per_year: float = Field(0.01, ge=0, lt=1, description="of nominal capacity; null: the "
+                                                                                 "temperature class's")
     target_years: float = Field(7.0, gt=0, description="6 + 1 years (the Shenzhen trial)")
     judged_levels: list[Level] = Field(["CE0", "CE1"], description="levels B1 judges; others recorded")
     ce2_min_years: float | None = Field(None, gt=0, description="if set, CE2 is judged against it")
+    pulse_judged_levels: list[Level] = Field([], description="levels where the measured peak current and its "
+                                                             "duration are judged against the cell's pulse capability")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _figures_from_presets(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        presets = {"cell": (data.get("cells") or default_battery_cells(), data.get("cell") or "ER18505-HLC"),
+                   "temperature_class": (data.get("temperature_classes") or default_temperature_classes(),
+                                         data.get("temperature_class") or "20C")}
+        for figure, (kind, attribute) in FROM_PRESETS.items():
+            if data.get(figure) is not None:
+                continue
+            table, key = presets[kind]
+            if key not in table:
+                raise ValueError(f"{kind} {key!r} is not one of {sorted(table)}")
+            preset = table[key]
+            data[figure] = preset.get(attribute) if isinstance(preset, dict) else getattr(preset, attribute)
+        return data
+
+    @model_validator(mode="after")
+    def _presets_exist(self) -> Battery:
+        if self.cell not in self.cells:
+            raise ValueError(f"cell {self.cell!r} is not one of {sorted(self.cells)}")
+        if self.temperature_class not in self.temperature_classes:
+            raise ValueError(f"temperature_class {self.temperature_class!r} is not one of "
+                             f"{sorted(self.temperature_classes)}")
+        return self
 
     @property
     def usable_ah(self) -> float:
         """Capacity the meter can draw before self-discharge."""
         return self.capacity_ah * self.usable_fraction
+
+    @property
+    def preset(self) -> BatteryCell:
+        return self.cells[self.cell]
+
+    @property
+    def design_life_years(self) -> float:
+        return self.preset.design_life_years
+
+    @property
+    def self_discharge_ah_per_year(self) -> float:
+        return self.self_discharge_fraction_per_year * self.capacity_ah
+
+    @property
+    def label(self) -> str:
+        """`ER18505-HLC 4 Ah, 20C: 75 % usable, 1 %/year, design life 15 years`."""
+        return (f"{self.cell} {self.capacity_ah:g} Ah, {self.temperature_class}: {self.usable_fraction:.0%} usable, "
+                f"{self.self_discharge_fraction_per_year:.1%}/year self-discharge, design life "
+                f"{self.design_life_years:g} years")
+
+    def life(self, charge_per_year_ah: float) -> tuple[float, float, Bound]:
+        """(years, charge-based years, bound): years = min(usable / (charge a year + self-discharge), design
+        life); the bound says which one it was."""
+        drain = charge_per_year_ah + self.self_discharge_ah_per_year
+        if drain != drain:  # NaN: no charge measured, nothing bound it
+            return drain, drain, "charge"
+        charge_years = self.usable_ah / drain if drain > 0 else float("inf")
+        if charge_years <= self.design_life_years:
+            return charge_years, charge_years, "charge"
+        return self.design_life_years, charge_years, "design life"
 
 
 # --- the checks -----------------------------------------------------------------------------------------
@@ -547,7 +679,8 @@ class B1BatteryLife(LevelCheck):
 
     title = "battery life"
     area = "power"
-    key_measurements: list[str] = key_measurements("projected_years", "charge_per_day_uah")
+    key_measurements: list[str] = key_measurements("projected_years", "projection_bound", "shares",
+                                                     "charge_per_day_uah")
 
     severity: Severity = Field("critical", description=SEVERITY)
     record_s: Seconds = Field(DAY_S, description="data-logger record at each level")
