@@ -32,8 +32,10 @@ class Attempt:
 
 
 def answer(lines: list[MonitorLine], index: int) -> MonitorLine | None:
-    """The module's final result for the MCU command at `index` (before the MCU's next line)."""
-    for line in lines[index + 1:]:
+    """The module's final result for the MCU command at `index` (before the MCU's next line). Reads forward from
+    `index` without copying the rest of the transcript (a month's transcript holds tens of thousands of lines)."""
+    for position in range(index + 1, len(lines)):
+        line = lines[position]
         if line.sender == MCU:
             return None
         if FINAL_RESULT.match(line.text):
